@@ -1,0 +1,10 @@
+/**
+ * The only module that reads process.env. Everything else receives an `Env` snapshot, so tests pass a plain
+ * object instead of mutating the process environment. (The AWS SDK still reads its own AWS_* variables, such as
+ * AWS_EC2_METADATA_SERVICE_ENDPOINT and AWS_ENDPOINT_URL_*, which is how local runs point it at the stand-in.)
+ */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export function snapshotEnv(): Env {
+  return Object.freeze({ ...process.env });
+}

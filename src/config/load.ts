@@ -1,0 +1,211 @@
+/**
+ * Config loading: JSON file, then DOC_PROCESSOR_* environment overrides, then one validation that reports every
+ * problem at once (key, bad value, what is wrong). Pure apart from the injected `readFile`.
+ */
+import { readFileSync } from "node:fs";
+import type { z } from "zod";
+import { ConfigError, type ConfigProblem } from "../errors.js";
+import type { Env } from "./env.js";
+import { CONFIG_KEYS, configSchema, envNameOf, type Config } from "./schema.js";
+
+export const DEFAULT_CONFIG_PATH = "/etc/doc-processor/config.json";
+export const CONFIG_PATH_ENV = "DOC_PROCESSOR_CONFIG";
+
+export interface LoadConfigOptions {
+  /** From `--config`; wins over DOC_PROCESSOR_CONFIG and the default path. */
+  configPath?: string | undefined;
+  env: Env;
+  readFile?: (path: string) => string;
+}
+
+const readUtf8 = (path: string): string => readFileSync(path, "utf8");
+
+export function loadConfig(options: LoadConfigOptions): Config {
+  const { env } = options;
+  const readFile = options.readFile ?? readUtf8;
+  const explicitPath = options.configPath ?? nonEmpty(env[CONFIG_PATH_ENV]);
+  const path = explicitPath ?? DEFAULT_CONFIG_PATH;
+  const problems: ConfigProblem[] = [];
+
+  const raw: Record<string, unknown> = {};
+  const fromFile = readConfigFile(path, explicitPath !== undefined, readFile, problems);
+  Object.assign(raw, fromFile);
+  Object.assign(raw, readEnvOverrides(env, problems));
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) problems.push(...zodProblems(parsed.error, raw));
+  problems.push(...crossFieldProblems(raw));
+
+  const source = fromFile === undefined ? `${path} not found; environment only` : path;
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(dedupe(problems), source);
+  return Object.freeze(parsed.data);
+}
+
+function readConfigFile(
+  path: string,
+  required: boolean,
+  readFile: (path: string) => string,
+  problems: ConfigProblem[],
+): Record<string, unknown> | undefined {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // The default path may be absent when everything comes from the environment.
+    if (code === "ENOENT" && !required) return undefined;
+    problems.push({ key: "(file)", message: `cannot read ${path}: ${code ?? String(err)}` });
+    return undefined;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    problems.push({ key: "(file)", message: `${path} is not valid JSON: ${(err as Error).message}` });
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    problems.push({ key: "(file)", message: `${path} must hold a JSON object of settings` });
+    return undefined;
+  }
+  return value as Record<string, unknown>;
+}
+
+const ENV_TO_KEY = new Map(CONFIG_KEYS.map((k) => [envNameOf(k), k]));
+
+function readEnvOverrides(env: Env, problems: ConfigProblem[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith("DOC_PROCESSOR_") || name === CONFIG_PATH_ENV) continue;
+    const v = nonEmpty(value);
+    if (v === undefined) continue; // an empty line in an EnvironmentFile means "unset"
+    const key = ENV_TO_KEY.get(name);
+    if (key === undefined) {
+      problems.push({ key: name, message: `unknown environment setting${suggest(name, [...ENV_TO_KEY.keys()])}` });
+      continue;
+    }
+    out[key] = coerceEnvValue(key, v);
+  }
+  return out;
+}
+
+/** Environment values are strings; give the schema the type it expects, or the string so it reports it. */
+function coerceEnvValue(key: keyof Config, value: string): unknown {
+  const type = baseType(configSchema.shape[key]);
+  if (type === "number") {
+    const n = Number(value);
+    return value.trim() !== "" && Number.isFinite(n) ? n : value;
+  }
+  if (key === "processor") {
+    if (value.trim().startsWith("[")) {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        return value;
+      }
+    }
+    const parts = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    return parts.length === 1 ? parts[0] : parts;
+  }
+  return value;
+}
+
+function baseType(schema: z.ZodType): string {
+  let s = schema;
+  for (;;) {
+    const def = s.def as { type: string; innerType?: z.ZodType; in?: z.ZodType };
+    if ((def.type === "default" || def.type === "optional") && def.innerType) s = def.innerType;
+    else if (def.type === "pipe" && def.in) s = def.in;
+    else return def.type;
+  }
+}
+
+function zodProblems(error: z.ZodError, raw: Record<string, unknown>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const k of issue.keys) {
+        problems.push({ key: k, message: `unknown key${suggest(k, CONFIG_KEYS)}`, value: raw[k] });
+      }
+      continue;
+    }
+    const key = issue.path.map(String).join(".") || "(root)";
+    const value = valueAt(raw, issue.path);
+    const message = value === undefined ? "is required" : issue.message;
+    problems.push(value === undefined ? { key, message } : { key, message, value });
+  }
+  return problems;
+}
+
+function crossFieldProblems(raw: Record<string, unknown>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const { sourceBucket, outputBucket } = raw;
+  if (typeof sourceBucket === "string" && sourceBucket !== "" && sourceBucket === outputBucket) {
+    problems.push({
+      key: "outputBucket",
+      value: outputBucket,
+      message:
+        "must differ from sourceBucket: results written into the watched bucket would be processed again, forever",
+    });
+  }
+  const vt = raw["visibilityTimeoutSeconds"] ?? 60;
+  const cap = raw["maxProcessingSeconds"] ?? 900;
+  if (typeof vt === "number" && typeof cap === "number" && cap < vt) {
+    problems.push({
+      key: "maxProcessingSeconds",
+      value: cap,
+      message: `must be at least visibilityTimeoutSeconds (${vt})`,
+    });
+  }
+  return problems;
+}
+
+function valueAt(raw: Record<string, unknown>, path: readonly PropertyKey[]): unknown {
+  let v: unknown = raw;
+  for (const p of path) {
+    if (typeof v !== "object" || v === null) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const id = `${p.key}\u0000${p.message}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === "" ? undefined : v;
+}
+
+function suggest(input: string, candidates: readonly string[]): string {
+  const lower = input.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(lower, c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(input.length / 4)) ? ` (did you mean ${best}?)` : "";
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}

@@ -1,0 +1,112 @@
+/**
+ * The one configuration schema: every key with its type, default and description. The README's configuration
+ * reference is checked against it (test/unit/config/readme.test.ts), so a key cannot be added undocumented.
+ */
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+// S3 bucket naming rules (general purpose buckets), enough to catch typos and ARNs pasted by mistake.
+const bucketName = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+    "must be a bucket name (3-63 lowercase letters, digits, '.' or '-'), not an ARN or s3:// URL",
+  );
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** Field descriptions double as the README's configuration reference. */
+export const configSchema = z.strictObject({
+  queueUrl: z
+    .url({ protocol: /^https?$/, error: "must be the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>)" })
+    .describe("URL of the SQS queue that receives the source bucket's ObjectCreated notifications. Required."),
+  sourceBucket: bucketName.describe("Bucket the documents are read from (s3:GetObject). Required."),
+  outputBucket: bucketName.describe("Bucket the results are written to (s3:PutObject). Must differ from sourceBucket. Required."),
+  outputPrefix: z
+    .string()
+    .max(512)
+    .refine((s) => !s.startsWith("/"), "must not start with '/'")
+    .default("")
+    .describe("Prefix of every output key, e.g. `processed/`."),
+  expectedRoleName: z
+    .string()
+    .regex(/^[\w+=,.@-]{1,64}$/, "must be an IAM role name (not an ARN)")
+    .default("EC2DocumentProcessorRole")
+    .describe("IAM role the instance profile must carry; the daemon refuses to start as anything else."),
+  expectedAccountId: z
+    .string()
+    .regex(/^\d{12}$/, "must be a 12-digit AWS account id")
+    .optional()
+    .describe("Account the role must belong to. Default: the account in this instance's identity document."),
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, "must be a region name such as us-east-1")
+    .optional()
+    .describe("AWS region. Default: from the queue URL, else from IMDS (placement/region)."),
+  processor: z
+    .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+    .default("metadata")
+    .transform((v) => (typeof v === "string" ? [v] : v))
+    .describe(
+      "Processor name (`metadata`) or path of a processor module (absolute, or starting with `./`), or a list of them run in order.",
+    ),
+  concurrency: int(1, 64)
+    .default(4)
+    .describe("Documents processed at once. 4 suits a t2.micro: the work waits on S3 far more than on the CPU."),
+  maxInFlightBytes: int(1 * MiB, 16 * GiB)
+    .default(256 * MiB)
+    .describe("Sum of object sizes being processed at once; one larger object still runs alone."),
+  maxObjectBytes: int(1, 5 * 1024 * GiB)
+    .default(1 * GiB)
+    .describe("Objects larger than this are rejected before download, with a logged reason."),
+  visibilityTimeoutSeconds: int(10, 43_200)
+    .default(60)
+    .describe("Visibility timeout requested on receive; running documents are extended every half of it."),
+  maxProcessingSeconds: int(10, 43_200)
+    .default(900)
+    .describe("Hard cap on one document's processing time (the heartbeat stops extending); then it is aborted and retried."),
+  waitTimeSeconds: int(1, 20).default(20).describe("SQS long-poll wait."),
+  drainTimeoutSeconds: int(0, 3_600)
+    .default(30)
+    .describe("On SIGTERM, how long in-flight documents may finish before the daemon exits anyway."),
+  imdsTimeoutMs: int(100, 60_000).default(2_000).describe("Timeout of one IMDS request (the SDK default is 1000)."),
+  imdsMaxRetries: int(0, 10).default(3).describe("Retries of IMDS credential requests (the SDK default is 0)."),
+  logLevel: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info")
+    .describe("Log level of the JSON logs on stdout."),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = Readonly<z.output<typeof configSchema>>;
+
+export const CONFIG_KEYS = Object.keys(configSchema.shape) as readonly (keyof Config)[];
+
+/** `queueUrl` -> `DOC_PROCESSOR_QUEUE_URL` */
+export function envNameOf(key: string): string {
+  return `DOC_PROCESSOR_${key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()}`;
+}
+
+/** Region from a standard SQS queue URL, or undefined (e.g. a local endpoint). */
+export function regionFromQueueUrl(queueUrl: string): string | undefined {
+  let host: string;
+  try {
+    host = new URL(queueUrl).hostname;
+  } catch {
+    return undefined;
+  }
+  const m = /^(?:sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com)$/.exec(host);
+  return m?.[1] ?? m?.[2];
+}
+
+/** Account id and queue name from a queue URL path `/<account>/<name>`. */
+export function queueArnParts(queueUrl: string): { account: string; name: string } | undefined {
+  try {
+    const m = /^\/(\d{12})\/([\w-]{1,80}(?:\.fifo)?)\/?$/.exec(new URL(queueUrl).pathname);
+    return m?.[1] && m[2] ? { account: m[1], name: m[2] } : undefined;
+  } catch {
+    return undefined;
+  }
+}

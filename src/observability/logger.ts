@@ -1,0 +1,59 @@
+/**
+ * The root pino logger: JSON lines on stdout (journald stores them), with secrets redacted wherever they appear in
+ * logged objects: credentials, session tokens, signatures and authorization headers.
+ */
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from "pino";
+
+export type { Logger } from "pino";
+
+export const REDACT_PATHS = [
+  "accessKeyId",
+  "secretAccessKey",
+  "sessionToken",
+  "*.accessKeyId",
+  "*.secretAccessKey",
+  "*.sessionToken",
+  "*.*.secretAccessKey",
+  "*.*.sessionToken",
+  "AccessKeyId",
+  "SecretAccessKey",
+  "Token",
+  "*.SecretAccessKey",
+  "*.Token",
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "*.headers.authorization",
+  'headers["x-amz-security-token"]',
+  '*.headers["x-amz-security-token"]',
+  'headers["x-aws-ec2-metadata-token"]',
+  '*.headers["x-aws-ec2-metadata-token"]',
+  "receiptHandle",
+  "*.receiptHandle",
+];
+
+export interface LoggerOptions {
+  level: LevelWithSilent;
+  /** Defaults to stdout; tests pass a stream to read the lines back. */
+  destination?: DestinationStream;
+  base?: Record<string, unknown>;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { service: "doc-processor", ...options.base },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      serializers: { err: pino.stdSerializers.err },
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
+  );
+}
+
+/** A logger that writes nothing, for tests and library use. */
+export function silentLogger(): Logger {
+  return pino({ level: "silent" });
+}
