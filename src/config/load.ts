@@ -71,6 +71,8 @@ function readConfigFile(
   return value as Record<string, unknown>;
 }
 
+const CREDENTIAL_LIKE = /access.?key|secret|session.?token|credential|password/i;
+
 const ENV_TO_KEY = new Map(CONFIG_KEYS.map((k) => [envNameOf(k), k]));
 
 function readEnvOverrides(env: Env, problems: ConfigProblem[]): Record<string, unknown> {
@@ -125,7 +127,11 @@ function zodProblems(error: z.ZodError, raw: Record<string, unknown>): ConfigPro
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
       for (const k of issue.keys) {
-        problems.push({ key: k, message: `unknown key${suggest(k, CONFIG_KEYS)}`, value: raw[k] });
+        const message = CREDENTIAL_LIKE.test(k)
+          ? "unknown key: static credentials do not belong in the config; credentials come only from the instance profile (IMDS)"
+          : `unknown key${suggest(k, CONFIG_KEYS)}`;
+        // Never echo what looks like a secret back into the logs.
+        problems.push(CREDENTIAL_LIKE.test(k) ? { key: k, message } : { key: k, message, value: raw[k] });
       }
       continue;
     }

@@ -1,0 +1,57 @@
+/**
+ * The only place SDK clients are built. All share one IMDS credential provider and one keep-alive agent sized for
+ * the pipeline; endpoints come from the SDK's standard variables (AWS_ENDPOINT_URL_S3/SQS/STS), which is how local
+ * runs reach the stand-in without any code path of their own.
+ */
+import { Agent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { S3Client } from "@aws-sdk/client-s3";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { STSClient } from "@aws-sdk/client-sts";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import type { AwsCredentialIdentityProvider } from "@smithy/types";
+
+export interface AwsClients {
+  s3: S3Client;
+  sqs: SQSClient;
+  sts: STSClient;
+  destroy(): void;
+}
+
+export interface ClientOptions {
+  region: string;
+  credentials: AwsCredentialIdentityProvider;
+  /** Documents processed at once; sockets are sized from it. */
+  concurrency: number;
+}
+
+export function createAwsClients(options: ClientOptions): AwsClients {
+  // Each document holds up to one GET and one PUT socket; add room for the poll, heartbeats and deletes.
+  const maxSockets = options.concurrency * 2 + 4;
+  const handler = new NodeHttpHandler({
+    httpAgent: new Agent({ keepAlive: true, maxSockets }),
+    httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
+    connectionTimeout: 5_000,
+    // Socket idle timeout: above the 20 s long poll, so a healthy poll is never cut.
+    requestTimeout: 60_000,
+  });
+  const common = {
+    region: options.region,
+    credentials: options.credentials,
+    requestHandler: handler,
+    maxAttempts: 4,
+  };
+  const s3 = new S3Client({ ...common, followRegionRedirects: false });
+  const sqs = new SQSClient(common);
+  const sts = new STSClient(common);
+  return {
+    s3,
+    sqs,
+    sts,
+    destroy() {
+      s3.destroy();
+      sqs.destroy();
+      sts.destroy();
+    },
+  };
+}

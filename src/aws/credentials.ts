@@ -1,0 +1,113 @@
+/**
+ * Credentials come from the instance profile through IMDSv2, and from nowhere else. Static keys anywhere the SDK or
+ * the AWS CLI would find them make the daemon refuse to start: long-lived keys on an instance are the very
+ * vulnerability the role replaces.
+ */
+import { join } from "node:path";
+import { fromInstanceMetadata } from "@smithy/credential-provider-imds";
+import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from "@smithy/core";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import { StaticCredentialsError } from "../errors.js";
+import type { Env } from "../config/env.js";
+import type { Logger } from "../observability/logger.js";
+
+/** Environment variables through which the default chains (SDK, CLI) pick up credentials other than IMDS. */
+export const STATIC_CREDENTIAL_VARIABLES = [
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "AWS_PROFILE",
+  "AWS_DEFAULT_PROFILE",
+  "AWS_SHARED_CREDENTIALS_FILE",
+  "AWS_WEB_IDENTITY_TOKEN_FILE",
+  "AWS_ROLE_ARN",
+  "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+  "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+  "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+  "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+] as const;
+
+// Settings in an AWS config file that make it a credential source.
+const CONFIG_FILE_CREDENTIAL_SETTINGS = /^\s*(aws_access_key_id|aws_secret_access_key|aws_session_token|credential_process|credential_source|role_arn|web_identity_token_file|sso_start_url|sso_session)\s*=/m;
+
+export interface StaticCredentialProbe {
+  env: Env;
+  /** The service user's home directory, if it has one. */
+  homeDir: string | undefined;
+  /** Returns the file's text, or undefined when it does not exist or cannot be read. */
+  readFile: (path: string) => string | undefined;
+}
+
+/** Every place a static credential was found, as a human-readable list. Pure apart from `readFile`. */
+export function findStaticCredentials(probe: StaticCredentialProbe): string[] {
+  const found: string[] = [];
+  for (const name of STATIC_CREDENTIAL_VARIABLES) {
+    if ((probe.env[name] ?? "") !== "") found.push(`environment variable ${name}`);
+  }
+  if (probe.homeDir) {
+    const credentialsFile = join(probe.homeDir, ".aws", "credentials");
+    if (probe.readFile(credentialsFile) !== undefined) found.push(`file ${credentialsFile}`);
+  }
+  const configFiles = new Set<string>();
+  if (probe.homeDir) configFiles.add(join(probe.homeDir, ".aws", "config"));
+  const configFileVar = probe.env["AWS_CONFIG_FILE"];
+  if (configFileVar) configFiles.add(configFileVar);
+  for (const path of configFiles) {
+    const text = probe.readFile(path);
+    const m = text === undefined ? null : CONFIG_FILE_CREDENTIAL_SETTINGS.exec(text);
+    if (m) found.push(`setting ${m[1]} in ${path}`);
+  }
+  return found;
+}
+
+export function assertNoStaticCredentials(probe: StaticCredentialProbe): void {
+  const found = findStaticCredentials(probe);
+  if (found.length === 0) return;
+  throw new StaticCredentialsError(
+    found,
+    [
+      `refusing to start: static AWS credentials are present (${found.join("; ")}).`,
+      "This daemon takes credentials only from the instance profile role through IMDSv2. Long-lived keys on an",
+      "instance survive reboots, get copied into AMIs and backups, and are hard to rotate: they are the",
+      "vulnerability the role replaces.",
+      "Fix: remove them (unset the variables in the unit's environment and /etc/doc-processor/, delete the",
+      "service user's ~/.aws/credentials), deactivate the exposed access key in IAM, and restart the service.",
+    ].join("\n"),
+  );
+}
+
+export interface ImdsProviderOptions {
+  timeoutMs: number;
+  maxRetries: number;
+  log: Logger;
+}
+
+/**
+ * The one credential provider every client shares. Memoized here (not only per client) so three clients make
+ * one IMDS fetch per credential lifetime; IMDSv1 fallback disabled; the provider's own warnings (such as the
+ * static-stability notices during an IMDS outage) go to pino instead of the console.
+ */
+export function createImdsCredentialProvider(options: ImdsProviderOptions): AwsCredentialIdentityProvider {
+  const log = options.log.child({ component: "imds-credentials" });
+  const logger = {
+    debug: (...args: unknown[]) => log.debug({ detail: args.map(String) }, "imds provider"),
+    info: (...args: unknown[]) => log.info({ detail: args.map(String) }, "imds provider"),
+    warn: (...args: unknown[]) => log.warn({ detail: args.map(String) }, "IMDS credential provider warning"),
+    error: (...args: unknown[]) => log.error({ detail: args.map(String) }, "imds provider error"),
+  };
+  const fetch = fromInstanceMetadata({
+    timeout: options.timeoutMs,
+    maxRetries: options.maxRetries,
+    ec2MetadataV1Disabled: true,
+    logger,
+  });
+  const counted = async (): Promise<AwsCredentialIdentity> => {
+    const creds = await fetch();
+    log.info(
+      { expiration: creds.expiration?.toISOString(), accessKeyIdSuffix: creds.accessKeyId.slice(-4) },
+      "credentials fetched from IMDS",
+    );
+    return creds;
+  };
+  return memoizeIdentityProvider(counted, isIdentityExpired, doesIdentityRequireRefresh) as AwsCredentialIdentityProvider;
+}

@@ -1,0 +1,186 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig, DEFAULT_CONFIG_PATH } from "../../../src/config/load.js";
+import { envNameOf, queueArnParts, regionFromQueueUrl } from "../../../src/config/schema.js";
+import { ConfigError, ExitCode } from "../../../src/errors.js";
+
+const valid = {
+  queueUrl: "https://sqs.eu-west-1.amazonaws.com/123456789012/doc-events",
+  sourceBucket: "cloudboxio-lab-source-123456789012",
+  outputBucket: "cloudboxio-lab-output-123456789012",
+};
+
+function files(map: Record<string, unknown>) {
+  return (path: string): string => {
+    if (!(path in map)) throw Object.assign(new Error(`ENOENT: ${path}`), { code: "ENOENT" });
+    const v = map[path];
+    return typeof v === "string" ? v : JSON.stringify(v);
+  };
+}
+
+function problemsOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("applies defaults to a minimal file", () => {
+    const config = loadConfig({ configPath: "/c.json", env: {}, readFile: files({ "/c.json": valid }) });
+    expect(config).toMatchObject({
+      ...valid,
+      outputPrefix: "",
+      expectedRoleName: "EC2DocumentProcessorRole",
+      processor: ["metadata"],
+      concurrency: 4,
+      visibilityTimeoutSeconds: 60,
+      logLevel: "info",
+    });
+    expect(config.expectedAccountId).toBeUndefined();
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it("reads the path from DOC_PROCESSOR_CONFIG, then the default path", () => {
+    const env = { DOC_PROCESSOR_CONFIG: "/from-env.json" };
+    expect(loadConfig({ env, readFile: files({ "/from-env.json": valid }) }).queueUrl).toBe(valid.queueUrl);
+    expect(loadConfig({ env: {}, readFile: files({ [DEFAULT_CONFIG_PATH]: valid }) }).sourceBucket).toBe(valid.sourceBucket);
+    // --config wins over the variable
+    const both = loadConfig({
+      configPath: "/flag.json",
+      env,
+      readFile: files({ "/flag.json": { ...valid, concurrency: 2 }, "/from-env.json": valid }),
+    });
+    expect(both.concurrency).toBe(2);
+  });
+
+  it("lets DOC_PROCESSOR_* variables override the file, typed by the schema", () => {
+    const config = loadConfig({
+      configPath: "/c.json",
+      env: {
+        DOC_PROCESSOR_CONCURRENCY: "8",
+        DOC_PROCESSOR_PROCESSOR: "metadata, ./my-proc.js",
+        DOC_PROCESSOR_EXPECTED_ACCOUNT_ID: "123456789012",
+        DOC_PROCESSOR_OUTPUT_PREFIX: "", // empty means unset
+      },
+      readFile: files({ "/c.json": { ...valid, outputPrefix: "out/" } }),
+    });
+    expect(config.concurrency).toBe(8);
+    expect(config.processor).toEqual(["metadata", "./my-proc.js"]);
+    expect(config.expectedAccountId).toBe("123456789012");
+    expect(config.outputPrefix).toBe("out/");
+  });
+
+  it("works from the environment alone when the default file is absent", () => {
+    const config = loadConfig({
+      env: {
+        DOC_PROCESSOR_QUEUE_URL: valid.queueUrl,
+        DOC_PROCESSOR_SOURCE_BUCKET: valid.sourceBucket,
+        DOC_PROCESSOR_OUTPUT_BUCKET: valid.outputBucket,
+      },
+      readFile: files({}),
+    });
+    expect(config.outputBucket).toBe(valid.outputBucket);
+  });
+
+  it("reports every problem at once: unknown key, missing queueUrl, source == output", () => {
+    const err = problemsOf(() =>
+      loadConfig({
+        configPath: "/bad.json",
+        env: {},
+        readFile: files({ "/bad.json": { sourceBucket: "same-bucket", outputBucket: "same-bucket", concurency: 3 } }),
+      }),
+    );
+    expect(err.exitCode).toBe(ExitCode.config);
+    const keys = err.problems.map((p) => p.key);
+    expect(keys).toEqual(expect.arrayContaining(["concurency", "queueUrl", "outputBucket"]));
+    expect(err.message).toContain("did you mean concurrency?");
+    expect(err.message).toMatch(/queueUrl: is required/);
+    expect(err.message).toMatch(/outputBucket: must differ from sourceBucket/);
+    expect(err.message).toContain('"same-bucket"');
+  });
+
+  it("names the key and the bad value for type and range errors", () => {
+    const err = problemsOf(() =>
+      loadConfig({
+        configPath: "/c.json",
+        env: { DOC_PROCESSOR_CONCURRENCY: "lots" },
+        readFile: files({
+          "/c.json": { ...valid, sourceBucket: "arn:aws:s3:::x", visibilityTimeoutSeconds: 5, logLevel: "loud" },
+        }),
+      }),
+    );
+    const byKey = Object.fromEntries(err.problems.map((p) => [p.key, p]));
+    expect(byKey["concurrency"]?.value).toBe("lots");
+    expect(byKey["sourceBucket"]?.message).toMatch(/bucket name/);
+    expect(byKey["visibilityTimeoutSeconds"]?.value).toBe(5);
+    expect(byKey["logLevel"]?.value).toBe("loud");
+  });
+
+  it("refuses unknown DOC_PROCESSOR_ variables, suggesting the right one", () => {
+    const err = problemsOf(() =>
+      loadConfig({ configPath: "/c.json", env: { DOC_PROCESSOR_QUEUE_ULR: "x" }, readFile: files({ "/c.json": valid }) }),
+    );
+    expect(err.problems[0]?.key).toBe("DOC_PROCESSOR_QUEUE_ULR");
+    expect(err.message).toContain("did you mean DOC_PROCESSOR_QUEUE_URL?");
+  });
+
+  it("reports unreadable, missing explicit and non-JSON files", () => {
+    expect(problemsOf(() => loadConfig({ configPath: "/nope.json", env: {}, readFile: files({}) })).message).toMatch(
+      /cannot read \/nope.json: ENOENT/,
+    );
+    expect(
+      problemsOf(() => loadConfig({ configPath: "/c.json", env: {}, readFile: files({ "/c.json": "{oops" }) })).message,
+    ).toMatch(/not valid JSON/);
+    expect(
+      problemsOf(() => loadConfig({ configPath: "/c.json", env: {}, readFile: files({ "/c.json": "[1]" }) })).message,
+    ).toMatch(/JSON object/);
+  });
+
+  it("refuses static credentials put in the config file as unknown keys", () => {
+    const err = problemsOf(() =>
+      loadConfig({
+        configPath: "/c.json",
+        env: {},
+        readFile: files({ "/c.json": { ...valid, accessKeyId: "AKIAEXAMPLE", secretAccessKey: "x" } }),
+      }),
+    );
+    expect(err.problems.map((p) => p.key)).toEqual(expect.arrayContaining(["accessKeyId", "secretAccessKey"]));
+    expect(err.message).toMatch(/credentials come only from the instance profile/);
+  });
+
+  it("requires the processing cap to cover the visibility timeout", () => {
+    const err = problemsOf(() =>
+      loadConfig({
+        configPath: "/c.json",
+        env: {},
+        readFile: files({ "/c.json": { ...valid, visibilityTimeoutSeconds: 600, maxProcessingSeconds: 120 } }),
+      }),
+    );
+    expect(err.problems.map((p) => p.key)).toEqual(["maxProcessingSeconds"]);
+  });
+});
+
+describe("schema helpers", () => {
+  it("maps keys to environment names", () => {
+    expect(envNameOf("queueUrl")).toBe("DOC_PROCESSOR_QUEUE_URL");
+    expect(envNameOf("maxInFlightBytes")).toBe("DOC_PROCESSOR_MAX_IN_FLIGHT_BYTES");
+  });
+
+  it("finds the region in standard queue URLs only", () => {
+    expect(regionFromQueueUrl("https://sqs.eu-west-1.amazonaws.com/123456789012/q")).toBe("eu-west-1");
+    expect(regionFromQueueUrl("https://us-east-2.queue.amazonaws.com/123456789012/q")).toBe("us-east-2");
+    expect(regionFromQueueUrl("http://127.0.0.1:4566/123456789012/q")).toBeUndefined();
+    expect(regionFromQueueUrl("not a url")).toBeUndefined();
+  });
+
+  it("parses account and name from the queue URL path", () => {
+    expect(queueArnParts("https://sqs.eu-west-1.amazonaws.com/123456789012/doc-events")).toEqual({
+      account: "123456789012",
+      name: "doc-events",
+    });
+    expect(queueArnParts("https://sqs.eu-west-1.amazonaws.com/q")).toBeUndefined();
+  });
+});
