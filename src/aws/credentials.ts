@@ -3,6 +3,7 @@
  * the AWS CLI would find them make the daemon refuse to start: long-lived keys on an instance are the very
  * vulnerability the role replaces.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fromInstanceMetadata } from "@smithy/credential-provider-imds";
 import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from "@smithy/core";
@@ -58,6 +59,15 @@ export function findStaticCredentials(probe: StaticCredentialProbe): string[] {
     if (m) found.push(`setting ${m[1]} in ${path}`);
   }
   return found;
+}
+
+/** `readFile` for the probe: the file's text, or undefined when it is absent or unreadable. */
+export function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 export function assertNoStaticCredentials(probe: StaticCredentialProbe): void {

@@ -53,7 +53,7 @@ function systemdNotify(env: Env): NotifySender {
         // --pid names this process as the main PID, so systemd attributes the message to the daemon.
         [`--pid=${process.pid}`, ...assignments],
         { env: { NOTIFY_SOCKET: env["NOTIFY_SOCKET"] ?? "", PATH: env["PATH"] ?? "/usr/bin:/bin" }, timeout: 5_000 },
-        (err) => (err ? reject(err) : resolve()),
+        (err) => (err ? reject(new Error(`systemd-notify: ${err.message}`, { cause: err })) : resolve()),
       );
     });
 }

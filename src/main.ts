@@ -1,0 +1,157 @@
+/**
+ * The commands (run | check | process <key>...): argv in, exit code out; the one place errors become exit codes.
+ * src/cli.ts is the executable entry that calls main().
+ */
+import { readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { parseArgs } from "node:util";
+import { prepare, startDaemon, createInstrumentedRunner, type Prepared } from "./app.js";
+import type { Env } from "./config/env.js";
+import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { assertNoStaticCredentials, readIfExists } from "./aws/credentials.js";
+import { DocProcessorError, ExitCode, errorMessage, exitCodeFor } from "./errors.js";
+import type { Logger } from "./observability/logger.js";
+import { Metrics } from "./observability/metrics.js";
+import { runChecks } from "./service/check.js";
+import { Liveness, supervise } from "./service/lifecycle.js";
+import { createNotifier } from "./service/systemd.js";
+
+const HELP = `doc-processor: least-privilege S3 document processing for EC2 (IMDSv2 instance-profile credentials only)
+
+Usage:
+  doc-processor run [--config PATH]             consume the queue until SIGTERM (what systemd starts)
+  doc-processor check [--config PATH]           verify config, credentials, identity and queue access as a checklist
+  doc-processor process [--config PATH] KEY...  process named source keys once, without the queue (backfills)
+  doc-processor --help | --version
+
+Config: --config PATH, else $${CONFIG_PATH_ENV}, else ${DEFAULT_CONFIG_PATH}; DOC_PROCESSOR_* variables override it.
+Exit codes: 0 ok, 1 some documents failed (process) or checks failed (check), 64 usage,
+            70 internal error, 75 IMDS/STS unreachable (temporary), 77 static keys or wrong identity, 78 bad config.
+`;
+
+const EX_USAGE = 64;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[], env: Env, log: Logger): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: "string", short: "c" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n\n${HELP}`);
+    return EX_USAGE;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(HELP);
+    return ExitCode.ok;
+  }
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return ExitCode.ok;
+  }
+  const [command, ...rest] = positionals;
+  const configPath = values.config;
+
+  switch (command) {
+    case "run":
+      if (rest.length > 0) return usage(`run takes no arguments (got ${rest.join(" ")})`);
+      return run(configPath, env, log);
+    case "check":
+      if (rest.length > 0) return usage(`check takes no arguments (got ${rest.join(" ")})`);
+      return runChecks({ configPath, env, log, out: (line) => process.stdout.write(`${line}\n`) });
+    case "process":
+      if (rest.length === 0) return usage("process needs at least one source key");
+      return processKeys(configPath, rest, env, log);
+    case undefined:
+      return usage("a command is required");
+    default:
+      return usage(`unknown command "${command}"`);
+  }
+}
+
+function usage(message: string): number {
+  process.stderr.write(`doc-processor: ${message}\n\n${HELP}`);
+  return EX_USAGE;
+}
+
+/** Static keys first (no config needed, no network), then config, then everything that touches the network. */
+function loadSafely(configPath: string | undefined, env: Env, log: Logger): { config: Config; baseDir: string } {
+  assertNoStaticCredentials({ env, homeDir: env["HOME"], readFile: readIfExists });
+  const config = loadConfig({ configPath, env });
+  log.level = config.logLevel;
+  const path = configPath ?? env[CONFIG_PATH_ENV] ?? DEFAULT_CONFIG_PATH;
+  return { config, baseDir: dirname(path) };
+}
+
+async function run(configPath: string | undefined, env: Env, log: Logger): Promise<number> {
+  const { config, baseDir } = loadSafely(configPath, env, log);
+  const prepared = await prepare(config, log, baseDir);
+  const notifier = createNotifier(env, log);
+  const liveness = new Liveness();
+  const daemon = startDaemon(prepared, log, (event) => liveness.onEvent(event));
+  log.info(
+    { queueUrl: config.queueUrl, concurrency: config.concurrency, processors: prepared.processors.map((p) => p.name) },
+    "ready: consuming notifications",
+  );
+  try {
+    return await supervise({
+      daemon,
+      liveness,
+      log,
+      notifier,
+      drainTimeoutMs: config.drainTimeoutSeconds * 1_000,
+      // One cycle is at most a long poll plus the longest receive backoff (30 s) and a request timeout.
+      stallAfterMs: (config.waitTimeSeconds + 30 + 60) * 1_000,
+      signals: process,
+      exitNow: (code) => process.exit(code),
+      readyStatus: `running as ${prepared.identity.arn}`,
+    });
+  } finally {
+    prepared.clients.destroy();
+  }
+}
+
+async function processKeys(configPath: string | undefined, keys: string[], env: Env, log: Logger): Promise<number> {
+  const { config, baseDir } = loadSafely(configPath, env, log);
+  const prepared: Prepared = await prepare(config, log, baseDir);
+  const runDocument = createInstrumentedRunner(prepared, log, new Metrics());
+  let failed = 0;
+  try {
+    for (const key of keys) {
+      const outcome = await runDocument(
+        { bucket: config.sourceBucket, key, rawKey: key, eventName: "manual" },
+        { messageId: "manual", receiveCount: 1, signal: new AbortController().signal },
+      );
+      if (outcome.status !== "done") failed++;
+    }
+  } finally {
+    prepared.clients.destroy();
+  }
+  log.info({ requested: keys.length, failed }, "process finished");
+  return failed === 0 ? ExitCode.ok : 1;
+}
+
+/** Logs a fatal error as JSON (journal) and as plain text on stderr (what `systemctl status` shows best). */
+export function reportFatal(err: unknown, log: Logger): number {
+  const code = exitCodeFor(err);
+  if (err instanceof DocProcessorError) {
+    log.fatal({ code: err.code, exitCode: code }, err.message);
+  } else {
+    log.fatal({ err, exitCode: code }, "unexpected error");
+  }
+  process.stderr.write(`doc-processor: ${errorMessage(err)}\n`);
+  return code;
+}
