@@ -1,0 +1,71 @@
+// Response bodies in the exact textual form real IMDS uses (pretty JSON with " : ", second-precision UTC times), since
+// the AWS CLI parses Expiration with a fixed format and clients may be picky in ways we have not seen.
+import { createHash } from "node:crypto";
+import type { ImdsCredentials } from "./types.js";
+
+/** "2024-05-16T23:00:20Z": whole seconds, rounded down so a served expiry is never later than the real one. */
+export function isoSeconds(epochMs: number): string {
+  return new Date(Math.floor(epochMs / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function imdsJson(fields: Record<string, string | null>): string {
+  const lines = Object.entries(fields).map(([key, value]) => `  ${JSON.stringify(key)} : ${JSON.stringify(value)}`);
+  return `{\n${lines.join(",\n")}\n}`;
+}
+
+export function credentialsBody(credentials: ImdsCredentials, lastUpdatedMs: number): string {
+  return imdsJson({
+    Code: "Success",
+    LastUpdated: isoSeconds(lastUpdatedMs),
+    Type: "AWS-HMAC",
+    AccessKeyId: credentials.AccessKeyId,
+    SecretAccessKey: credentials.SecretAccessKey,
+    Token: credentials.Token,
+    Expiration: isoSeconds(credentials.Expiration.getTime()),
+  });
+}
+
+/** A stable fake id: `prefix` plus 17 characters of [A-Z2-7], derived from `seed`. */
+export function fakeId(prefix: string, seed: string): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const digest = createHash("sha256").update(seed).digest();
+  return prefix + [...digest.subarray(0, 17)].map((byte) => alphabet[byte % 32]).join("");
+}
+
+export function iamInfoBody(accountId: string, roleName: string, lastUpdatedMs: number): string {
+  // The console names the instance profile after the role, as the seed's setup does.
+  return imdsJson({
+    Code: "Success",
+    LastUpdated: isoSeconds(lastUpdatedMs),
+    InstanceProfileArn: `arn:aws:iam::${accountId}:instance-profile/${roleName}`,
+    InstanceProfileId: fakeId("AIPA", `${accountId}/${roleName}`),
+  });
+}
+
+export interface InstanceIdentity {
+  accountId: string;
+  availabilityZone: string;
+  instanceId: string;
+  region: string;
+  pendingTimeMs: number;
+}
+
+export function identityDocumentBody(identity: InstanceIdentity): string {
+  return imdsJson({
+    accountId: identity.accountId,
+    architecture: "x86_64",
+    availabilityZone: identity.availabilityZone,
+    billingProducts: null,
+    devpayProductCodes: null,
+    marketplaceProductCodes: null,
+    imageId: "ami-0abcdef1234567890",
+    instanceId: identity.instanceId,
+    instanceType: "t2.micro",
+    kernelId: null,
+    pendingTime: isoSeconds(identity.pendingTimeMs),
+    privateIp: "172.31.17.42",
+    ramdiskId: null,
+    region: identity.region,
+    version: "2017-09-30",
+  });
+}
