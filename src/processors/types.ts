@@ -1,7 +1,10 @@
 /**
  * The API for processors, built-in or a user's own module (`import type { Processor } from "doc-processor/processor"`).
  * A processor reads one source object as a stream and returns the outputs to write. It must honour `signal`
- * (stop reading, reject) and must consume or destroy `input` before its promise settles.
+ * (stop reading, reject). It should consume or destroy `input` before its promise settles, unless it returns a
+ * Readable output built from `input` (a streaming transform), which is then read while the output is written.
+ * The pipeline destroys `input` once the processor's outputs are written, so a processor that stops reading early
+ * does not hold the source. Outputs are written in order, one at a time.
  */
 import type { Readable } from "node:stream";
 

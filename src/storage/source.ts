@@ -1,0 +1,110 @@
+/**
+ * Streaming read of one source object. Only s3:GetObject is allowed: no VersionId (that needs s3:GetObjectVersion),
+ * no HeadObject, no ListBucket. Failures come back as typed values, never as thrown SDK errors.
+ */
+import { Readable } from "node:stream";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { awsErrorInfo, errorMessage, ErrorCode } from "../errors.js";
+import type { DocumentRef } from "../queue/records.js";
+import type { SourceObjectInfo } from "../processors/types.js";
+
+export const MISSING_OR_FORBIDDEN =
+  "missing or forbidden: without s3:ListBucket S3 reports a missing key as AccessDenied";
+
+export interface SourceObject {
+  body: Readable;
+  info: SourceObjectInfo;
+  /** Content-Length as S3 sent it (info.size falls back to the event's size when it is absent). */
+  contentLength?: number;
+}
+
+export type SourceFailureKind = "superseded" | "missing-or-forbidden" | "aborted" | "read-failed";
+
+export interface SourceFailure {
+  kind: SourceFailureKind;
+  code: ErrorCode;
+  reason: string;
+  cause?: unknown;
+}
+
+export type OpenSourceResult = { ok: true; object: SourceObject } | { ok: false; failure: SourceFailure };
+
+/** What a GetObject error means for the document (pure, so each case is tested on its own). */
+export function classifyGetObjectError(err: unknown, signal?: AbortSignal): SourceFailure {
+  const { name, status } = awsErrorInfo(err);
+  if (signal?.aborted === true || name === "AbortError") {
+    return { kind: "aborted", code: ErrorCode.aborted, reason: "aborted while opening the source object", cause: err };
+  }
+  if (status === 412 || name === "PreconditionFailed") {
+    return {
+      kind: "superseded",
+      code: ErrorCode.sourceSuperseded,
+      reason: "the object changed after the event (412 on IfMatch); a newer event follows",
+      cause: err,
+    };
+  }
+  if (status === 403 || status === 404 || name === "AccessDenied" || name === "NoSuchKey") {
+    return {
+      kind: "missing-or-forbidden",
+      code: ErrorCode.sourceMissingOrForbidden,
+      reason: `${MISSING_OR_FORBIDDEN} (${name}${status === undefined ? "" : ` ${status}`})`,
+      cause: err,
+    };
+  }
+  return {
+    kind: "read-failed",
+    code: ErrorCode.sourceReadFailed,
+    reason: `GetObject failed: ${name}${status === undefined ? "" : ` ${status}`}: ${errorMessage(err)}`,
+    cause: err,
+  };
+}
+
+/** S3 quotes ETags; events carry them bare. */
+export function unquoteETag(eTag: string): string {
+  return eTag.replace(/^(?:W\/)?"(.*)"$/, "$1");
+}
+
+/**
+ * GetObject with `IfMatch` set to the event's eTag when it has one, so an object overwritten since the event gives
+ * 412 rather than the newer bytes (whose own event will follow).
+ */
+export async function openSource(s3: S3Client, doc: DocumentRef, signal: AbortSignal): Promise<OpenSourceResult> {
+  if (signal.aborted) {
+    return { ok: false, failure: classifyGetObjectError(signal.reason, signal) };
+  }
+  let out;
+  try {
+    out = await s3.send(
+      new GetObjectCommand({
+        Bucket: doc.bucket,
+        Key: doc.key,
+        ...(doc.eTag === undefined ? {} : { IfMatch: `"${unquoteETag(doc.eTag)}"` }),
+      }),
+      { abortSignal: signal },
+    );
+  } catch (err) {
+    return { ok: false, failure: classifyGetObjectError(err, signal) };
+  }
+  const body: unknown = out.Body;
+  if (!(body instanceof Readable)) {
+    // Not expected from the Node SDK; release whatever it is so no socket stays held.
+    (body as { destroy?: () => void } | undefined)?.destroy?.();
+    return {
+      ok: false,
+      failure: { kind: "read-failed", code: ErrorCode.sourceReadFailed, reason: "GetObject returned no readable body" },
+    };
+  }
+  const info: SourceObjectInfo = {
+    bucket: doc.bucket,
+    key: doc.key,
+    // S3 always sends Content-Length on GetObject; the event's size is only a fallback.
+    size: out.ContentLength ?? doc.size ?? 0,
+    eTag: out.ETag === undefined ? (doc.eTag ?? "") : unquoteETag(out.ETag),
+    ...(out.ContentType === undefined ? {} : { contentType: out.ContentType }),
+    ...(out.LastModified === undefined ? {} : { lastModified: out.LastModified }),
+  };
+  return {
+    ok: true,
+    object: { body, info, ...(out.ContentLength === undefined ? {} : { contentLength: out.ContentLength }) },
+  };
+}
