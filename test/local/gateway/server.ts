@@ -1,0 +1,746 @@
+// The gateway: one HTTP server on 127.0.0.1 in front of fauxqs. Every request is authenticated (SigV4 against the
+// credentials the identities module issued), routed by its credential scope's service, authorized against the
+// principal's IAM policies, then answered here (STS, EC2) or forwarded to fauxqs (S3, SQS). Errors come back in
+// each protocol's native format; objects created in a configured bucket produce S3 event notifications.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { pipeline } from "node:stream/promises";
+import { setTimeout as delay } from "node:timers/promises";
+import { evaluate } from "../iam/index.js";
+import {
+  AwsError,
+  authError,
+  deniedMessage,
+  hostId,
+  renderError,
+  type Protocol,
+  type Service,
+} from "./errors.js";
+import { Faults, type FaultDecision, type FaultService } from "./faults.js";
+import type { Identities, Principal } from "./identities.js";
+import {
+  Sequencer,
+  newRequestId,
+  objectEvent,
+  ownerIdFor,
+  ruleMatches,
+  testEvent,
+  type CreatedEventName,
+  type NotificationRule,
+  type RemovedEventName,
+} from "./notifications.js";
+import { classifyS3, deleteObjectsKeys, type S3Check, type S3Operation } from "./s3-operations.js";
+import { headerMap, parseAuthorization, parseQuery, verifySigV4 } from "./sigv4.js";
+import { QueueTranslator, sqsAuthorization } from "./sqs.js";
+import { jsonToQueryXml, parseForm, queryToJson } from "./sqs-query.js";
+import { readAll, type Upstream } from "./upstream.js";
+import { escapeXml, firstTag } from "./xml.js";
+
+export type DecisionOutcome = "allow" | "explicit-deny" | "implicit-deny" | "unauthenticated";
+
+export interface DecisionEntry {
+  time: string;
+  service: Service | "unknown";
+  operation: string;
+  /** The caller's ARN; for unauthenticated requests the access key id, or "anonymous". */
+  principal: string;
+  action: string;
+  resource: string;
+  decision: DecisionOutcome;
+  sid?: string;
+  /** The error code sent, for denials and authentication failures. */
+  code?: string;
+}
+
+export interface GatewayCounters {
+  requests: number;
+  /** Authorization denials (AccessDenied / UnauthorizedOperation), including the missing-key 403. */
+  denied: number;
+  /** Requests refused before authorization (bad signature, unknown key, expired token, skew…). */
+  authFailures: number;
+  /** Authorization checks per IAM action (allowed or not). */
+  byAction: Record<string, number>;
+  deniedByAction: Record<string, number>;
+  /** S3 event notifications sent (test events included). */
+  events: number;
+  /** Unexpected gateway errors answered with 500. */
+  internalErrors: number;
+}
+
+export interface GatewayOptions {
+  identities: Identities;
+  upstream: Upstream;
+  region: string;
+  /** The account callers see; default the identities' account. */
+  accountId?: string;
+  port?: number;
+  /** Called for every authorization decision and authentication failure. */
+  logger?: (entry: DecisionEntry) => void;
+  faults?: Faults;
+  /** Request bodies are buffered up to this size (the emulator refuses more than 11 MiB in one request anyway). */
+  maxBodyBytes?: number;
+  /** How many decisions `decisions` keeps (oldest dropped first). */
+  decisionLogLimit?: number;
+  /** Unexpected errors (answered 500); default: ignored apart from the counter. */
+  onError?: (error: unknown) => void;
+}
+
+export interface Gateway {
+  url: string;
+  port: number;
+  accountId: string;
+  region: string;
+  faults: Faults;
+  translator: QueueTranslator;
+  /** Recent decisions, oldest first (a live view). */
+  readonly decisions: readonly DecisionEntry[];
+  counters(): GatewayCounters;
+  /** Clears counters and the decision log. */
+  resetCounters(): void;
+  /** Starts sending S3 events for `rule`, after an s3:TestEvent to its queue as S3 does when the rule is saved. */
+  addNotification(rule: NotificationRule): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Context {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  requestId: string;
+  service: Service;
+  protocol: Protocol;
+  principal: Principal;
+  operation: string;
+  method: string;
+  rawPath: string;
+  rawQuery: string;
+  headers: Map<string, string>;
+  payload: Buffer;
+  /** Aborted when the caller goes away, so a long poll upstream ends too. */
+  signal: AbortSignal;
+}
+
+const KNOWN_SERVICES = new Set<string>(["s3", "sqs", "sts", "ec2"]);
+const MAX_BODY = 16 * 1024 * 1024;
+const EMULATOR_BODY_LIMIT = 11 * 1024 * 1024;
+// Headers that describe the client's framing or signature; the forwarded request has its own.
+const NOT_FORWARDED = new Set([
+  "authorization",
+  "x-amz-security-token",
+  "x-amz-content-sha256",
+  "x-amz-decoded-content-length",
+  "x-amz-trailer",
+  "transfer-encoding",
+  "content-length",
+  "host",
+  "connection",
+  "keep-alive",
+  "expect",
+]);
+const NOT_RETURNED = new Set(["connection", "keep-alive", "transfer-encoding", "date", "x-amz-request-id", "x-amz-id-2"]);
+
+const newCounters = (): GatewayCounters => ({
+  requests: 0,
+  denied: 0,
+  authFailures: 0,
+  byAction: {},
+  deniedByAction: {},
+  events: 0,
+  internalErrors: 0,
+});
+
+class BodyTooLarge extends Error {}
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    if (size > limit) throw new BodyTooLarge();
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Without a usable Authorization header, guess the protocol from the request so the error is still native. */
+function guessService(req: http.IncomingMessage, headers: Map<string, string>, body: Buffer): Service {
+  if (headers.get("x-amz-target")?.startsWith("AmazonSQS.")) return "sqs";
+  if (req.method === "POST" && req.url?.split("?")[0] === "/" && headers.get("content-type")?.includes("x-www-form-urlencoded")) {
+    const version = parseForm(body.toString("utf8")).get("Version");
+    if (version === "2012-11-05") return "sqs";
+    if (version === "2011-06-15") return "sts";
+    return "ec2";
+  }
+  return "s3";
+}
+
+function protocolOf(service: Service, headers: Map<string, string>): Protocol {
+  if (service !== "sqs") return service;
+  return headers.get("content-type")?.includes("x-amz-json") ? "sqs-json" : "sqs-query";
+}
+
+/** Unquoted ETags in conditions are quoted for fauxqs, which compares them literally (S3 accepts both forms). */
+function quoteEtagCondition(value: string): string {
+  return value
+    .split(",")
+    .map((v) => v.trim())
+    .map((v) => (v === "*" || v.startsWith('"') || v.startsWith('W/"') ? v : `"${v}"`))
+    .join(", ");
+}
+
+function forwardedHeaders(headers: Map<string, string>): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of headers) {
+    if (NOT_FORWARDED.has(name) || name.startsWith("x-amz-checksum-")) continue;
+    if (name === "content-encoding") {
+      const rest = value
+        .split(",")
+        .map((v) => v.trim())
+        .filter((v) => v !== "" && v !== "aws-chunked");
+      if (rest.length > 0) out[name] = rest.join(", ");
+      continue;
+    }
+    out[name] = /^(x-amz-copy-source-)?if-(none-)?match$/.test(name) ? quoteEtagCondition(value) : value;
+  }
+  return out;
+}
+
+function encodeKeyPath(bucket: string, key: string): string {
+  return `/${encodeURIComponent(bucket)}/${key.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { identities, upstream, region } = options;
+  const accountId = options.accountId ?? identities.accountId;
+  const faults = options.faults ?? new Faults();
+  const maxBody = options.maxBodyBytes ?? MAX_BODY;
+  const logLimit = options.decisionLogLimit ?? 10_000;
+  const decisions: DecisionEntry[] = [];
+  let counters = newCounters();
+  const rules: NotificationRule[] = [];
+  const sequencer = new Sequencer();
+  const ownerId = ownerIdFor(accountId);
+  let url = "";
+  // Requests still running (long polls), aborted by close() so nothing upstream outlives the gateway.
+  const inFlight = new Set<AbortController>();
+  let closing = false;
+  const translator = new QueueTranslator({ region, accountId, gatewayBase: () => url, upstreamBase: upstream.queueUrlBase });
+
+  function record(entry: DecisionEntry): void {
+    decisions.push(entry);
+    if (decisions.length > logLimit) decisions.splice(0, decisions.length - logLimit);
+    options.logger?.(entry);
+  }
+
+  function send(ctx: Pick<Context, "res" | "method">, status: number, headers: Record<string, string>, body: string | Buffer): void {
+    const { res } = ctx;
+    if (res.headersSent || res.destroyed) return;
+    const data = typeof body === "string" ? Buffer.from(body) : body;
+    // HEAD answers carry no body, errors included (the SDK then names them by status).
+    const withBody = ctx.method !== "HEAD";
+    res.writeHead(status, { ...headers, ...(withBody && { "content-length": String(data.length) }) });
+    res.end(withBody ? data : undefined);
+  }
+
+  function sendError(ctx: Pick<Context, "res" | "method" | "requestId">, protocol: Protocol, error: AwsError): void {
+    const rendered = renderError(protocol, error, ctx.requestId);
+    send(ctx, rendered.status, rendered.headers, rendered.body);
+  }
+
+  /** Evaluates one IAM check, logs and counts it. */
+  function authorize(ctx: Context, action: string, resource: string): ReturnType<typeof evaluate> {
+    // Resource policies are not modelled, so nothing is shared across accounts: a principal of another account is
+    // refused what belongs to the configured one, as AWS would without a bucket or queue policy.
+    const foreign =
+      ctx.principal.accountId !== accountId && (ctx.service === "s3" || (ctx.service === "sqs" && resource !== "*"));
+    const decision = foreign ? ({ effect: "implicit-deny" } as const) : evaluate(identities.policiesFor(ctx.principal), { action, resource });
+    counters.byAction[action] = (counters.byAction[action] ?? 0) + 1;
+    if (decision.effect !== "allow") {
+      counters.denied += 1;
+      counters.deniedByAction[action] = (counters.deniedByAction[action] ?? 0) + 1;
+    }
+    record({
+      time: new Date().toISOString(),
+      service: ctx.service,
+      operation: ctx.operation,
+      principal: ctx.principal.arn,
+      action,
+      resource,
+      decision: decision.effect,
+      ...("sid" in decision && decision.sid !== undefined && { sid: decision.sid }),
+      ...(decision.effect !== "allow" && { code: ctx.service === "ec2" ? "UnauthorizedOperation" : "AccessDenied" }),
+    });
+    return decision;
+  }
+
+  function accessDenied(ctx: Context, action: string, resource: string, explicit: boolean): AwsError {
+    const style = ctx.service === "s3" ? "s3" : ctx.service === "sqs" ? "sqs" : ctx.service === "ec2" ? "ec2" : "plain";
+    const message = deniedMessage(ctx.principal.arn, action, resource, explicit, style);
+    if (ctx.service === "ec2") return new AwsError("UnauthorizedOperation", message, 403);
+    return new AwsError("AccessDenied", message, 403, ctx.service === "sqs" ? "AccessDenied" : undefined);
+  }
+
+  /** Runs the checks in order; sends AccessDenied for the first one refused and returns false. */
+  function authorizeAll(ctx: Context, checks: readonly S3Check[]): boolean {
+    for (const check of checks) {
+      const decision = authorize(ctx, check.action, check.resource);
+      if (decision.effect !== "allow") {
+        sendError(ctx, ctx.protocol, accessDenied(ctx, check.action, check.resource, decision.effect === "explicit-deny"));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  function faultError(service: FaultService, kind: "error" | "throttle"): AwsError {
+    if (kind === "error") return new AwsError("InternalError", "We encountered an internal error. Please try again.", 500);
+    if (service === "s3") return new AwsError("SlowDown", "Please reduce your request rate.", 503);
+    if (service === "sqs") return new AwsError("RequestThrottled", "Request is throttled.", 503);
+    return new AwsError("Throttling", "Rate exceeded", 503);
+  }
+
+  /** Applies an injected fault of `phase`; true when it answered (or dropped) the request. */
+  async function applyFault(ctx: Context, fault: FaultDecision, phase: "before" | "after"): Promise<boolean> {
+    if (phase === "before" && fault.latencyMs > 0) await delay(fault.latencyMs);
+    if (!fault.kind || fault.phase !== phase) return false;
+    if (fault.kind === "reset") {
+      ctx.req.socket.destroy();
+      return true;
+    }
+    sendError(ctx, ctx.protocol, faultError(ctx.service as FaultService, fault.kind));
+    return true;
+  }
+
+  function decideFault(ctx: Context): FaultDecision {
+    return ctx.service === "ec2" ? { phase: "before", latencyMs: 0 } : faults.decide(ctx.service, ctx.operation);
+  }
+
+  // ---- S3 ----------------------------------------------------------------------------------------------------------
+
+  async function emit(
+    ctx: Context,
+    eventName: CreatedEventName | RemovedEventName,
+    bucket: string,
+    key: string,
+    size?: number,
+    eTag?: string,
+  ): Promise<void> {
+    for (const rule of rules) {
+      if (!ruleMatches(rule, bucket, key, eventName)) continue;
+      const body = objectEvent({
+        eventName,
+        region,
+        time: new Date(),
+        bucket,
+        bucketOwnerId: ownerId,
+        key,
+        ...(size !== undefined && { size }),
+        ...(eTag !== undefined && { eTag }),
+        sequencer: sequencer.next(),
+        principalId: `AWS:${ctx.principal.userId}`,
+        sourceIp: (ctx.req.socket.remoteAddress ?? "127.0.0.1").replace(/^::ffff:/, ""),
+        requestId: ctx.requestId,
+        hostId: hostId(ctx.requestId),
+        configurationId: rule.configurationId,
+      });
+      const sent = await upstream.sqs("SendMessage", { QueueUrl: translator.upstreamUrl(rule.queueName), MessageBody: body });
+      if (sent.status !== 200) throw new Error(`sending the S3 event to ${rule.queueName} failed: ${JSON.stringify(sent.json)}`);
+      counters.events += 1;
+    }
+  }
+
+  async function headUpstream(bucket: string, key: string): Promise<{ size?: number; eTag?: string }> {
+    const response = await upstream.request({ method: "HEAD", path: encodeKeyPath(bucket, key), headers: {} });
+    response.resume();
+    const length = response.headers["content-length"];
+    return {
+      ...(length !== undefined && { size: Number(length) }),
+      ...(typeof response.headers.etag === "string" && { eTag: response.headers.etag }),
+    };
+  }
+
+  async function afterCreated(ctx: Context, op: S3Operation, responseBody: string, responseEtag: string | undefined): Promise<void> {
+    const { bucket, key } = op;
+    if (bucket === undefined || key === undefined || !rules.some((r) => r.bucket === bucket)) return;
+    if (op.name === "PutObject") {
+      await emit(ctx, "ObjectCreated:Put", bucket, key, ctx.payload.length, responseEtag);
+    } else if (op.name === "CopyObject" || op.name === "CompleteMultipartUpload") {
+      const head = await headUpstream(bucket, key);
+      const eTag = firstTag(responseBody, "ETag") ?? head.eTag;
+      const name = op.name === "CopyObject" ? "ObjectCreated:Copy" : "ObjectCreated:CompleteMultipartUpload";
+      await emit(ctx, name, bucket, key, head.size, eTag);
+    } else if (op.name === "DeleteObject") {
+      await emit(ctx, "ObjectRemoved:Delete", bucket, key);
+    }
+  }
+
+  function responseHeaders(ctx: Context, upstreamHeaders: http.IncomingHttpHeaders): Record<string, string> {
+    const out: Record<string, string> = { "x-amz-request-id": ctx.requestId, "x-amz-id-2": hostId(ctx.requestId) };
+    for (const [name, value] of Object.entries(upstreamHeaders)) {
+      if (value === undefined || NOT_RETURNED.has(name)) continue;
+      out[name] = Array.isArray(value) ? value.join(", ") : value;
+    }
+    return out;
+  }
+
+  async function handleS3(ctx: Context): Promise<void> {
+    const op = classifyS3({ method: ctx.method, rawPath: ctx.rawPath, query: parseQuery(ctx.rawQuery), headers: ctx.headers });
+    ctx.operation = op.name;
+    let checks = op.checks;
+    if (op.name === "DeleteObjects" && op.bucket !== undefined) {
+      const bucket = op.bucket;
+      // All or nothing: one refused key refuses the request (AWS would report it per key inside a 200).
+      checks = deleteObjectsKeys(ctx.payload.toString("utf8")).map((key) => ({
+        action: "s3:DeleteObject",
+        resource: `arn:aws:s3:::${bucket}/${key}`,
+      }));
+    }
+    if (op.name === "Unknown") {
+      const resource = op.bucket === undefined ? "*" : `arn:aws:s3:::${op.bucket}${op.key === undefined ? "" : `/${op.key}`}`;
+      counters.denied += 1;
+      record({
+        time: new Date().toISOString(),
+        service: "s3",
+        operation: "Unknown",
+        principal: ctx.principal.arn,
+        action: "s3:Unknown",
+        resource,
+        decision: "implicit-deny",
+        code: "AccessDenied",
+      });
+      sendError(ctx, "s3", new AwsError("AccessDenied", "Access Denied (the local stand-in does not recognise this S3 request)", 403));
+      return;
+    }
+    if (!authorizeAll(ctx, checks)) return;
+    if (ctx.payload.length > EMULATOR_BODY_LIMIT) {
+      sendError(
+        ctx,
+        "s3",
+        new AwsError("EntityTooLarge", "Your proposed upload exceeds the local stand-in's 11 MiB limit per request; use multipart parts of 10 MiB or less.", 400),
+      );
+      return;
+    }
+    const fault = decideFault(ctx);
+    if (await applyFault(ctx, fault, "before")) return;
+
+    const path = ctx.rawQuery === "" ? ctx.rawPath : `${ctx.rawPath}?${ctx.rawQuery}`;
+    const upstreamResponse = await upstream.request({
+      method: ctx.method,
+      path,
+      headers: forwardedHeaders(ctx.headers),
+      body: ctx.payload,
+      signal: ctx.signal,
+    });
+    const status = upstreamResponse.statusCode ?? 500;
+    const isRead = op.name === "GetObject" || op.name === "HeadObject";
+
+    if (isRead && status === 404 && op.bucket !== undefined) {
+      const text = (await readAll(upstreamResponse)).toString("utf8");
+      const code = firstTag(text, "Code");
+      // S3 hides whether a key exists from callers who may not list the bucket: 403 instead of NoSuchKey.
+      if (code === undefined || code === "NoSuchKey") {
+        const bucketArn = `arn:aws:s3:::${op.bucket}`;
+        const decision = authorize(ctx, "s3:ListBucket", bucketArn);
+        if (decision.effect !== "allow") {
+          sendError(ctx, "s3", accessDenied(ctx, "s3:ListBucket", bucketArn, decision.effect === "explicit-deny"));
+          return;
+        }
+      }
+      send(ctx, status, responseHeaders(ctx, upstreamResponse.headers), text);
+      return;
+    }
+
+    const lostAnswer = fault.kind !== undefined && fault.phase === "after";
+    if (op.name === "GetObject" && status >= 200 && status < 300 && !lostAnswer) {
+      // Streamed: objects may be far larger than anything worth buffering.
+      ctx.res.writeHead(status, responseHeaders(ctx, upstreamResponse.headers));
+      await pipeline(upstreamResponse, ctx.res);
+      return;
+    }
+
+    let body = (await readAll(upstreamResponse)).toString("utf8");
+    if (status >= 200 && status < 300) {
+      const etag = upstreamResponse.headers.etag;
+      await afterCreated(ctx, op, body, typeof etag === "string" ? etag : undefined);
+      if (op.name === "CompleteMultipartUpload") {
+        const host = ctx.headers.get("host") ?? "127.0.0.1";
+        body = body.replace(/<Location>[^<]*<\/Location>/, `<Location>${escapeXml(`http://${host}${ctx.rawPath}`)}</Location>`);
+      }
+    }
+    // The request took effect (and its event went out); only the answer is lost.
+    if (await applyFault(ctx, fault, "after")) return;
+    send(ctx, status, responseHeaders(ctx, upstreamResponse.headers), body);
+  }
+
+  // ---- SQS ---------------------------------------------------------------------------------------------------------
+
+  function upstreamSqsError(result: { status: number; headers: http.IncomingHttpHeaders; json: Record<string, unknown> }): AwsError {
+    const type = typeof result.json["__type"] === "string" ? (result.json["__type"]) : "InternalError";
+    const code = type.includes("#") ? type.slice(type.indexOf("#") + 1) : type;
+    const header = result.headers["x-amzn-query-error"];
+    const queryCode = typeof header === "string" ? header.split(";")[0] : undefined;
+    const message = typeof result.json["message"] === "string" ? (result.json["message"]) : "";
+    return new AwsError(code, message, result.status, queryCode);
+  }
+
+  async function handleSqs(ctx: Context): Promise<void> {
+    let input: Record<string, unknown>;
+    if (ctx.protocol === "sqs-json") {
+      ctx.operation = (ctx.headers.get("x-amz-target") ?? "").replace(/^AmazonSQS\./, "");
+      try {
+        const parsed: unknown = ctx.payload.length === 0 ? {} : JSON.parse(ctx.payload.toString("utf8"));
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new TypeError("not an object");
+        input = parsed as Record<string, unknown>;
+      } catch {
+        sendError(ctx, ctx.protocol, new AwsError("SerializationException", "The request body is not a JSON object.", 400));
+        return;
+      }
+    } else {
+      const params = new Map([...Object.entries(parseQuery(ctx.rawQuery)).map(([k, v]) => [k, String(v)] as const), ...parseForm(ctx.payload.toString("utf8"))]);
+      ctx.operation = params.get("Action") ?? "";
+      input = queryToJson(ctx.operation, params);
+    }
+    const check = sqsAuthorization(ctx.operation, input, { region, accountId });
+    if (check instanceof AwsError) {
+      sendError(ctx, ctx.protocol, check);
+      return;
+    }
+    if (!authorizeAll(ctx, [check])) return;
+    const fault = decideFault(ctx);
+    if (await applyFault(ctx, fault, "before")) return;
+
+    const result = await upstream.sqs(ctx.operation, translator.toUpstream(input), ctx.signal);
+    if (await applyFault(ctx, fault, "after")) return;
+    if (result.status < 200 || result.status >= 300) {
+      sendError(ctx, ctx.protocol, upstreamSqsError(result));
+      return;
+    }
+    const output = translator.fromUpstream(result.json);
+    if (ctx.protocol === "sqs-json") {
+      send(ctx, 200, { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": ctx.requestId }, JSON.stringify(output));
+    } else {
+      send(ctx, 200, { "content-type": "text/xml", "x-amzn-requestid": ctx.requestId }, jsonToQueryXml(ctx.operation, output, ctx.requestId));
+    }
+  }
+
+  // ---- STS and EC2 (answered here) ---------------------------------------------------------------------------------
+
+  function formParams(ctx: Context): Map<string, string> {
+    return new Map([
+      ...Object.entries(parseQuery(ctx.rawQuery)).map(([k, v]) => [k, String(v)] as const),
+      ...parseForm(ctx.payload.toString("utf8")),
+    ]);
+  }
+
+  async function handleSts(ctx: Context): Promise<void> {
+    const params = formParams(ctx);
+    ctx.operation = params.get("Action") ?? "";
+    if (!/^[A-Za-z]{1,64}$/.test(ctx.operation)) {
+      sendError(ctx, "sts", new AwsError("InvalidAction", `Could not find operation ${ctx.operation} for version 2011-06-15`, 400));
+      return;
+    }
+    if (ctx.operation !== "GetCallerIdentity") {
+      const resource = params.get("RoleArn") ?? "*";
+      if (!authorizeAll(ctx, [{ action: `sts:${ctx.operation}`, resource }])) return;
+      sendError(ctx, "sts", new AwsError("InvalidAction", `The local stand-in does not implement ${ctx.operation}.`, 400));
+      return;
+    }
+    // GetCallerIdentity needs no permission (it works even under an explicit deny), so it is recorded, not evaluated.
+    counters.byAction["sts:GetCallerIdentity"] = (counters.byAction["sts:GetCallerIdentity"] ?? 0) + 1;
+    record({
+      time: new Date().toISOString(),
+      service: "sts",
+      operation: ctx.operation,
+      principal: ctx.principal.arn,
+      action: "sts:GetCallerIdentity",
+      resource: "*",
+      decision: "allow",
+    });
+    const fault = decideFault(ctx);
+    if (await applyFault(ctx, fault, "before")) return;
+    const { principal } = ctx;
+    send(
+      ctx,
+      200,
+      { "content-type": "text/xml", "x-amzn-requestid": ctx.requestId },
+      `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>` +
+        `<Arn>${escapeXml(principal.arn)}</Arn><UserId>${escapeXml(principal.userId)}</UserId>` +
+        `<Account>${escapeXml(principal.accountId)}</Account></GetCallerIdentityResult>` +
+        `<ResponseMetadata><RequestId>${ctx.requestId}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+    );
+  }
+
+  async function handleEc2(ctx: Context): Promise<void> {
+    const params = formParams(ctx);
+    ctx.operation = params.get("Action") ?? "";
+    if (!/^[A-Za-z]{1,64}$/.test(ctx.operation)) {
+      sendError(ctx, "ec2", new AwsError("InvalidAction", `The action ${ctx.operation} is not valid for this web service.`, 400));
+      return;
+    }
+    if (!authorizeAll(ctx, [{ action: `ec2:${ctx.operation}`, resource: "*" }])) return;
+    if (ctx.operation !== "DescribeInstances") {
+      sendError(ctx, "ec2", new AwsError("UnsupportedOperation", `The local stand-in does not implement ${ctx.operation}.`, 400));
+      return;
+    }
+    send(
+      ctx,
+      200,
+      { "content-type": "text/xml;charset=UTF-8" },
+      `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">` +
+        `<requestId>${ctx.requestId}</requestId><reservationSet/></DescribeInstancesResponse>`,
+    );
+  }
+
+  // ---- dispatch ----------------------------------------------------------------------------------------------------
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const requestId = newRequestId();
+    const method = (req.method ?? "GET").toUpperCase();
+    // Every answer carries Date: the SDK corrects its clock skew from it.
+    res.setHeader("date", new Date().toUTCString());
+    counters.requests += 1;
+    const headers = headerMap(req.rawHeaders);
+    const parsedAuth = parseAuthorization(headers.get("authorization"));
+    const scopeService = typeof parsedAuth === "object" ? parsedAuth.service : undefined;
+
+    let body: Buffer;
+    try {
+      body = await readBody(req, maxBody);
+    } catch (error) {
+      if (!(error instanceof BodyTooLarge)) throw error;
+      res.setHeader("connection", "close");
+      sendError({ res, method, requestId }, "s3", new AwsError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400));
+      req.destroy();
+      return;
+    }
+    const service = scopeService === undefined ? guessService(req, headers, body) : scopeService;
+    if (!KNOWN_SERVICES.has(service)) {
+      sendError({ res, method, requestId }, "sts", new AwsError("InvalidAction", `The local stand-in does not serve ${service}.`, 400));
+      return;
+    }
+    const svc = service as Service;
+    const protocol = protocolOf(svc, headers);
+    const rawUrl = req.url ?? "/";
+    const q = rawUrl.indexOf("?");
+    const rawPath = q === -1 ? rawUrl : rawUrl.slice(0, q);
+    const rawQuery = q === -1 ? "" : rawUrl.slice(q + 1);
+
+    const verified = await verifySigV4(
+      { method, rawPath, rawQuery, rawHeaders: req.rawHeaders, body },
+      {
+        lookup: (key) => identities.lookup(key),
+        isExpired: (record) => identities.isExpired(record),
+        now: new Date(),
+        // STS and EC2 accept any region here; S3 and SQS resources live in the configured one.
+        expectedRegion: (s) => (s === "s3" || s === "sqs" ? region : undefined),
+      },
+    );
+    if (!verified.ok) {
+      counters.authFailures += 1;
+      const error = authError(verified.failure, svc);
+      record({
+        time: new Date().toISOString(),
+        service: svc,
+        operation: "",
+        principal: verified.credential?.principal.arn ?? verified.auth?.accessKeyId ?? "anonymous",
+        action: "",
+        resource: "",
+        decision: "unauthenticated",
+        code: error.code,
+      });
+      sendError({ res, method, requestId }, protocol, error);
+      return;
+    }
+
+    const controller = new AbortController();
+    inFlight.add(controller);
+    res.on("close", () => {
+      inFlight.delete(controller);
+      if (!res.writableFinished) controller.abort();
+    });
+    const ctx: Context = {
+      req,
+      res,
+      requestId,
+      service: svc,
+      protocol,
+      principal: verified.credential.principal,
+      operation: "",
+      method,
+      rawPath,
+      rawQuery,
+      headers,
+      payload: verified.payload,
+      signal: controller.signal,
+    };
+    switch (svc) {
+      case "s3":
+        return handleS3(ctx);
+      case "sqs":
+        return handleSqs(ctx);
+      case "sts":
+        return handleSts(ctx);
+      case "ec2":
+        return handleEc2(ctx);
+    }
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      // A caller that went away mid-answer, or a request cut short by close(), is not a gateway failure.
+      if (closing || (res.destroyed && (error as { code?: string }).code !== undefined)) return;
+      counters.internalErrors += 1;
+      options.onError?.(error);
+      if (!res.headersSent) {
+        sendError(
+          { res, method: req.method ?? "GET", requestId: newRequestId() },
+          "s3",
+          new AwsError("InternalError", `The local stand-in failed: ${error instanceof Error ? error.message : String(error)}`, 500),
+        );
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  // Longer than any SDK's idle keep-alive, so the server never closes a socket the client is about to reuse.
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  url = `http://127.0.0.1:${port}`;
+
+  return {
+    url,
+    port,
+    accountId,
+    region,
+    faults,
+    translator,
+    decisions,
+    counters: () => structuredClone(counters),
+    resetCounters() {
+      counters = newCounters();
+      decisions.length = 0;
+    },
+    async addNotification(rule) {
+      const requestId = newRequestId();
+      const sent = await upstream.sqs("SendMessage", {
+        QueueUrl: translator.upstreamUrl(rule.queueName),
+        MessageBody: testEvent(rule.bucket, new Date(), requestId, hostId(requestId)),
+      });
+      if (sent.status !== 200) throw new Error(`cannot send the s3:TestEvent to ${rule.queueName}: ${JSON.stringify(sent.json)}`);
+      counters.events += 1;
+      rules.push({ ...rule });
+    },
+    async close() {
+      closing = true;
+      for (const controller of inFlight) controller.abort();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,165 @@
+// `npm run local`: the main job, locally. Starts the stand-in (mock IMDS + policy-enforcing gateway + emulator),
+// starts the built daemon against it as a child process, uploads sample documents as the uploader identity, shows
+// progress, and prints a one-line JSON summary. --once: exit when every upload is processed; --docs N: add N
+// generated documents. Without --once it keeps running (and keeps accepting uploads) until Ctrl-C.
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { readdirSync, readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { documentLines, startDaemonProcess, type LogLine } from "./daemon-process.js";
+import { startStandIn } from "./stand-in.js";
+
+const SAMPLES = new URL("./samples/", import.meta.url);
+
+const { values } = parseArgs({
+  options: {
+    once: { type: "boolean", default: false },
+    docs: { type: "string", default: "0" },
+    concurrency: { type: "string", default: "4" },
+    "timeout-seconds": { type: "string" },
+    quiet: { type: "boolean", default: false },
+  },
+});
+const generated = Number(values.docs);
+if (!Number.isInteger(generated) || generated < 0) {
+  console.error(`--docs takes a whole number (got ${values.docs})`);
+  process.exit(64);
+}
+const say = (text: string) => {
+  if (!values.quiet) process.stderr.write(`${text}\n`);
+};
+
+function sampleDocuments(): { key: string; body: Buffer }[] {
+  const docs = readdirSync(SAMPLES).map((name) => ({ key: `samples/${name}`, body: readFileSync(new URL(name, SAMPLES)) }));
+  for (let i = 1; i <= generated; i++) {
+    const words = Array.from({ length: 20 + (i % 50) }, (_, j) => `word${(i * 31 + j) % 997}`);
+    docs.push({ key: `generated/doc-${String(i).padStart(5, "0")}.txt`, body: Buffer.from(`${words.join(" ")}\n`) });
+  }
+  return docs;
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  let denied = 0;
+  const standIn = await startStandIn({
+    logger: (entry) => {
+      if (entry.decision !== "allow") denied++;
+    },
+  });
+  say(`stand-in: IMDS ${standIn.urls.imds}, AWS gateway ${standIn.urls.gateway}`);
+  say(`          role ${standIn.config.expectedRoleName} on ${standIn.instanceId()}, queue ${standIn.queue.url}`);
+
+  // Resolved by the log stream once every uploaded key has a "done" line (set after the uploads are known).
+  const done = new Set<string>();
+  let wanted = new Set<string>();
+  let markAllDone: () => void = () => {};
+  const allDone = new Promise<void>((r) => (markAllDone = r));
+  const checkAllDone = () => {
+    if (wanted.size > 0 && [...wanted].every((k) => done.has(k))) markAllDone();
+  };
+
+  const daemon = startDaemonProcess({
+    config: {
+      ...standIn.config,
+      concurrency: Number(values.concurrency),
+      waitTimeSeconds: 2,
+      drainTimeoutSeconds: 10,
+    },
+    env: standIn.env,
+    onStderr: (text) => process.stderr.write(text),
+    onLog: (line: LogLine) => {
+      if (line.msg === "document") {
+        if (line["outcome"] === "done") done.add(String(line["key"]));
+        checkAllDone();
+        const mark = line["outcome"] === "done" ? "✓" : "✗";
+        say(`  ${mark} ${String(line["key"])} (${String(line["outcome"])}, ${String(line["durationMs"])} ms)`);
+      } else if (line.level === "warn" || line.level === "error" || line.level === "fatal") {
+        say(`  daemon ${line.level}: ${line.msg ?? ""}`);
+      }
+    },
+  });
+
+  let exitCode = 0;
+  try {
+    const ready = await daemon.waitForLog((l) => l.msg === "ready: consuming notifications", 60_000);
+    const identity = daemon.logs.find((l) => typeof l.msg === "string" && l.msg.startsWith("identity verified"));
+    say(`daemon ready (pid ${daemon.child.pid}) as ${typeof identity?.["roleArn"] === "string" ? identity["roleArn"] : "?"}; processors ${JSON.stringify(ready["processors"])}`);
+
+    const docs = sampleDocuments();
+    say(`uploading ${docs.length} documents as ${standIn.users.uploader.principal.arn}`);
+    const s3 = standIn.clients.uploader.s3;
+    for (let i = 0; i < docs.length; i += 8) {
+      await Promise.all(
+        docs.slice(i, i + 8).map(({ key, body }) =>
+          s3.send(new PutObjectCommand({ Bucket: standIn.config.sourceBucket, Key: key, Body: body })),
+        ),
+      );
+    }
+    wanted = new Set(docs.map((d) => d.key));
+    checkAllDone();
+
+    if (!values.once) {
+      say("running; upload more with the uploader keys, or press Ctrl-C to stop");
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+      });
+    } else {
+      const timeoutMs = Number(values["timeout-seconds"] ?? 60 + docs.length / 5) * 1_000;
+      const finished = await Promise.race([
+        allDone.then(() => true),
+        daemon.exited.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref()),
+      ]);
+      if (!finished) {
+        say(`not all documents were processed (daemon exit: ${daemon.child.exitCode ?? "running"}, timeout ${timeoutMs} ms)`);
+        exitCode = 1;
+      }
+    }
+
+    const result = await daemon.stop();
+    const lines = documentLines(daemon.logs);
+    const doneKeys = new Set(lines.filter((l) => l["outcome"] === "done").map((l) => String(l["key"])));
+    const processed = [...wanted].filter((k) => doneKeys.has(k)).length;
+    const failed = lines.filter((l) => l["outcome"] !== "done" && l["outcome"] !== "superseded").length;
+
+    // Check the outputs as the admin identity: the role itself cannot read the output bucket.
+    let outputs = 0;
+    for (const key of wanted) {
+      try {
+        const out = await standIn.clients.admin.s3.send(new GetObjectCommand({ Bucket: standIn.config.outputBucket, Key: `${key}.json` }));
+        const record = JSON.parse(await out.Body!.transformToString()) as { source?: { key?: string } };
+        if (record.source?.key === key) outputs++;
+      } catch {
+        // counted as missing
+      }
+    }
+    const summary = {
+      uploaded: wanted.size,
+      processed,
+      outputs,
+      failed,
+      denied,
+      daemonExit: result.code ?? result.signal,
+      gatewayRequests: standIn.counters().requests,
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+    };
+    const ok = processed === wanted.size && outputs === wanted.size && failed === 0 && denied === 0 && result.code === 0;
+    if (values.once && !ok) exitCode = 1;
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } catch (err) {
+    daemon.kill();
+    process.stderr.write(`npm run local: ${err instanceof Error ? err.message : String(err)}\n`);
+    exitCode = 1;
+  } finally {
+    await standIn.close();
+  }
+  return exitCode;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`npm run local: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
