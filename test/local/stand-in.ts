@@ -79,6 +79,18 @@ export interface StandIn {
   imds: MockImds;
   /** Account of the role sessions IMDS serves from now on (the "another account" case; the role is created there). */
   setCredentialAccount(accountId: string): void;
+  /**
+   * Session name (instance id) of the role sessions IMDS serves from now on, leaving the identity document alone:
+   * credentials issued for another instance. undefined goes back to this instance's id.
+   */
+  setCredentialInstanceId(instanceId: string | undefined): void;
+  /**
+   * IMDS serves these long-term keys (empty Token) instead of a role session from now on: an impostor metadata
+   * endpoint, the "caller is an IAM user" case. undefined goes back to role sessions.
+   */
+  serveUserKeysFromImds(keys: UserKeys | undefined): void;
+  /** Requests the gateway received per access key id since setup (every signed request is looked up once). */
+  requestsByAccessKey(): ReadonlyMap<string, number>;
   close(): Promise<void>;
 }
 
@@ -106,6 +118,13 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
   });
   const cast = standardIdentities({ accountId, sourceBucket, rolePolicy, roleName });
   const { identities } = cast;
+  // Counts which keys signed requests (a rotation is visible as a second key of the role), without touching the gateway.
+  const keyRequests = new Map<string, number>();
+  const lookup = identities.lookup.bind(identities);
+  identities.lookup = (accessKeyId: string) => {
+    keyRequests.set(accessKeyId, (keyRequests.get(accessKeyId) ?? 0) + 1);
+    return lookup(accessKeyId);
+  };
 
   const cleanups: (() => Promise<void>)[] = [];
   const closeAll = async (): Promise<void> => {
@@ -129,10 +148,20 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
 
     let instanceId = options.instanceId ?? randomInstanceId();
     let credentialAccount = accountId;
+    let credentialInstanceId: string | undefined;
+    let servedUserKeys: UserKeys | undefined;
     const issueCredentials = (role: string) => {
+      if (servedUserKeys) {
+        return {
+          AccessKeyId: servedUserKeys.accessKeyId,
+          SecretAccessKey: servedUserKeys.secretAccessKey,
+          Token: "",
+          Expiration: new Date(Math.floor(Date.now() / 1000 + ttlSeconds) * 1000),
+        };
+      }
       // IMDS may be switched to any role; one unknown to IAM gets no permissions (it can still call STS).
       if (!identities.hasRole(role, credentialAccount)) identities.addRole(role, [], credentialAccount);
-      const session = identities.issueRoleSession(role, instanceId, ttlSeconds, credentialAccount);
+      const session = identities.issueRoleSession(role, credentialInstanceId ?? instanceId, ttlSeconds, credentialAccount);
       return {
         AccessKeyId: session.accessKeyId,
         SecretAccessKey: session.secretAccessKey,
@@ -195,6 +224,7 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
     }
     // Counters and the decision log start empty for the caller: setup is not part of what they measure.
     gateway.resetCounters();
+    keyRequests.clear();
     await gateway.addNotification({ bucket: sourceBucket, queueName, configurationId: `${prefix}-object-created` });
 
     const imdsUrl = imdsHandle.url;
@@ -226,6 +256,15 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
         credentialAccount = id;
         imdsHandle.rotateNow();
       },
+      setCredentialInstanceId(id: string | undefined) {
+        credentialInstanceId = id;
+        imdsHandle.rotateNow();
+      },
+      serveUserKeysFromImds(keys: UserKeys | undefined) {
+        servedUserKeys = keys;
+        imdsHandle.rotateNow();
+      },
+      requestsByAccessKey: () => new Map(keyRequests),
       close: closeAll,
     };
   } catch (error) {

@@ -43,9 +43,11 @@ interface Issued {
 
 function checkIssued(roleName: string, credentials: ImdsCredentials): void {
   for (const field of ["AccessKeyId", "SecretAccessKey", "Token"] as const) {
-    if (typeof credentials[field] !== "string" || credentials[field] === "") {
-      throw new Error(`issueCredentials(${roleName}) returned no ${field}`);
-    }
+    if (typeof credentials[field] !== "string") throw new Error(`issueCredentials(${roleName}) returned no ${field}`);
+    // Long-term user keys (AKIA…) have no token: real IMDS never serves them, but the stand-in can play an impostor
+    // that does (the "caller is an IAM user" refusal), with an empty Token as the SDK then signs without one.
+    const tokenless = field === "Token" && credentials.AccessKeyId.startsWith("AKIA");
+    if (credentials[field] === "" && !tokenless) throw new Error(`issueCredentials(${roleName}) returned no ${field}`);
   }
   if (!(credentials.Expiration instanceof Date) || Number.isNaN(credentials.Expiration.getTime())) {
     throw new Error(`issueCredentials(${roleName}) returned an invalid Expiration`);
