@@ -14,7 +14,7 @@ import { DocProcessorError, ExitCode, errorMessage, exitCodeFor } from "./errors
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { runChecks } from "./service/check.js";
-import { Liveness, supervise } from "./service/lifecycle.js";
+import { Liveness, ShutdownSignals, supervise } from "./service/lifecycle.js";
 import { createNotifier } from "./service/systemd.js";
 
 const HELP = `doc-processor: least-privilege S3 document processing for EC2 (IMDSv2 instance-profile credentials only)
@@ -97,8 +97,23 @@ function loadSafely(configPath: string | undefined, env: Env, log: Logger): { co
 }
 
 async function run(configPath: string | undefined, env: Env, log: Logger): Promise<number> {
+  const signals = new ShutdownSignals(process, log, (code) => process.exit(code));
+  try {
+    return await runUntilStopped(configPath, env, log, signals);
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function runUntilStopped(configPath: string | undefined, env: Env, log: Logger, signals: ShutdownSignals): Promise<number> {
   const { config, baseDir } = loadSafely(configPath, env, log);
   const prepared = await prepare(config, log, baseDir);
+  if (signals.signal !== undefined) {
+    // Stopped during start-up: nothing was received yet, so there is nothing to drain.
+    prepared.clients.destroy();
+    log.info({ signal: signals.signal }, "stopped before start-up completed");
+    return ExitCode.ok;
+  }
   const notifier = createNotifier(env, log);
   const liveness = new Liveness();
   const daemon = startDaemon(prepared, log, (event) => liveness.onEvent(event));
@@ -115,8 +130,7 @@ async function run(configPath: string | undefined, env: Env, log: Logger): Promi
       drainTimeoutMs: config.drainTimeoutSeconds * 1_000,
       // One cycle is at most a long poll plus the longest receive backoff (30 s) and a request timeout.
       stallAfterMs: (config.waitTimeSeconds + 30 + 60) * 1_000,
-      signals: process,
-      exitNow: (code) => process.exit(code),
+      signals,
       readyStatus: `running as ${prepared.identity.arn}`,
     });
   } finally {

@@ -32,6 +32,48 @@ export interface SignalSource {
   off(signal: "SIGTERM" | "SIGINT", listener: () => void): unknown;
 }
 
+/**
+ * Watches SIGTERM/SIGINT from the very start of `run`, so a signal during start-up or right after READY is never
+ * left to Node's default action (which would exit without releasing received messages). The first signal resolves
+ * `first`; a second one exits at once.
+ */
+export class ShutdownSignals {
+  readonly first: Promise<string>;
+  private received: string | undefined;
+  private readonly handlers: [("SIGTERM" | "SIGINT"), () => void][];
+
+  constructor(
+    private readonly source: SignalSource,
+    log: Logger,
+    exitNow: (code: number) => void,
+  ) {
+    let resolve: (signal: string) => void = () => {};
+    this.first = new Promise<string>((r) => (resolve = r));
+    this.handlers = (["SIGTERM", "SIGINT"] as const).map((name) => {
+      const handler = () => {
+        if (this.received === undefined) {
+          this.received = name;
+          resolve(name);
+          return;
+        }
+        log.warn({ signal: name }, "second signal: exiting now; unfinished messages reappear after their visibility timeout");
+        exitNow(ExitCode.tempFail);
+      };
+      source.on(name, handler);
+      return [name, handler];
+    });
+  }
+
+  /** The first signal received so far, if any. */
+  get signal(): string | undefined {
+    return this.received;
+  }
+
+  dispose(): void {
+    for (const [name, handler] of this.handlers) this.source.off(name, handler);
+  }
+}
+
 export interface SuperviseOptions {
   daemon: RunningDaemon;
   liveness: Liveness;
@@ -40,9 +82,7 @@ export interface SuperviseOptions {
   drainTimeoutMs: number;
   /** A loop cycle takes at most the long poll plus a receive backoff; older progress means stalled. */
   stallAfterMs: number;
-  signals: SignalSource;
-  /** Immediate exit on a second signal. */
-  exitNow: (code: number) => void;
+  signals: ShutdownSignals;
   statusIntervalMs?: number;
   readyStatus: string;
 }
@@ -76,25 +116,12 @@ export async function supervise(options: SuperviseOptions): Promise<ExitCode> {
   );
   for (const t of timers) t.unref();
 
-  let resolveSignal: (signal: string) => void = () => {};
-  const signalled = new Promise<string>((r) => (resolveSignal = r));
-  const onSignal = (name: "SIGTERM" | "SIGINT") => () => {
-    if (state.kind === "running") {
-      state = { kind: "draining", signal: name };
-      resolveSignal(name);
-      return;
-    }
-    log.warn({ signal: name }, "second signal: exiting now; unfinished messages reappear after their visibility timeout");
-    options.exitNow(ExitCode.tempFail);
-  };
-  const onTerm = onSignal("SIGTERM");
-  const onInt = onSignal("SIGINT");
-  options.signals.on("SIGTERM", onTerm);
-  options.signals.on("SIGINT", onInt);
-
   try {
     const first = await Promise.race([
-      signalled.then((signal) => ({ kind: "signal" as const, signal })),
+      options.signals.first.then((signal) => {
+        state = { kind: "draining", signal };
+        return { kind: "signal" as const, signal };
+      }),
       daemon.loop.then(
         () => ({ kind: "loop-ended" as const }),
         (err: unknown) => ({ kind: "loop-failed" as const, err }),
@@ -116,7 +143,5 @@ export async function supervise(options: SuperviseOptions): Promise<ExitCode> {
   } finally {
     state = { kind: "stopped" };
     for (const t of timers) clearInterval(t);
-    options.signals.off("SIGTERM", onTerm);
-    options.signals.off("SIGINT", onInt);
   }
 }

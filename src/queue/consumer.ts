@@ -1,0 +1,891 @@
+/**
+ * The SQS consumer: receives only as many messages as the pipeline can start, keeps running messages invisible with
+ * a visibility heartbeat (hard-capped), deletes acknowledged messages in batches, backs off failed ones by their
+ * receive count, and on stop aborts the long poll, drains, and releases what it could not finish.
+ *
+ * SQS calls used, all inside the role's policy: ReceiveMessage, DeleteMessage(Batch), ChangeMessageVisibility(Batch).
+ */
+import {
+  ChangeMessageVisibilityBatchCommand,
+  ChangeMessageVisibilityCommand,
+  DeleteMessageBatchCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+import { DocProcessorError, ErrorCode, awsErrorInfo, errorMessage } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
+import { isAcknowledgeable, type Outcome } from "../pipeline/outcome.js";
+import type { DocumentPipeline } from "../pipeline/types.js";
+import { failureVisibilitySeconds, heartbeatIntervalMs, parseReceiveCount, receiveBackoffMs } from "./backoff.js";
+import type { DocumentRef, ParsedNotification } from "./records.js";
+
+/** SQS batch APIs take at most 10 entries; ReceiveMessage returns at most 10 messages. */
+const SQS_BATCH_MAX = 10;
+/** Messages whose extension falls due within this window of a heartbeat tick share one batch call. */
+const HEARTBEAT_COALESCE_MS = 1_000;
+/** Pause after the pipeline reports room but has none, so a misbehaving pipeline cannot make the loop spin. */
+const SPURIOUS_WAKE_DELAY_MS = 100;
+/** After a failed (non-fatal) extension, try again after at most this long rather than a full interval. */
+const HEARTBEAT_RETRY_MS = 5_000;
+export const DEFAULT_DELETE_LINGER_MS = 50;
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+/** At the drain deadline, how long aborted documents get to settle before their messages are released anyway. */
+export const DEFAULT_ABORT_GRACE_MS = 2_000;
+
+export interface ConsumerOptions {
+  sqs: SQSClient;
+  queueUrl: string;
+  pipeline: DocumentPipeline;
+  /** The notification parser (pure); injected so the consumer does not depend on its options. */
+  parse: (body: string) => ParsedNotification;
+  log: Logger;
+  /** Requested on ReceiveMessage, and the value each heartbeat extends to. */
+  visibilityTimeoutSeconds: number;
+  /** Heartbeat hard cap per message, counted from receive; then the message's documents are aborted. */
+  maxProcessingSeconds: number;
+  /** Long-poll wait (1..20). */
+  waitTimeSeconds: number;
+  /** How long a delete waits for others to share its DeleteMessageBatch. Default 50 ms. */
+  deleteBatchLingerMs?: number;
+  /** At the drain deadline, how long aborted documents get to settle before release. Default 2,000 ms. */
+  abortGraceMs?: number;
+  /** Milliseconds clock; defaults to Date.now. */
+  clock?: () => number;
+  /** Source of jitter in [0, 1); defaults to Math.random. */
+  random?: () => number;
+  /** Observability hook (watchdog, counters). Called synchronously; a throwing listener is logged, not propagated. */
+  onEvent?: (event: ConsumerEvent) => void;
+}
+
+export type SqsOperation =
+  | "ReceiveMessage"
+  | "DeleteMessage"
+  | "DeleteMessageBatch"
+  | "ChangeMessageVisibility"
+  | "ChangeMessageVisibilityBatch";
+
+export type ConsumerEvent =
+  /**
+   * One loop iteration completed: a receive returned (possibly empty), the pipeline stayed full for waitTimeSeconds,
+   * or a failed receive's backoff ended. The loop is alive; this is where the systemd watchdog is fed.
+   */
+  | { type: "cycle"; result: "received" | "full" | "receive-failed"; received: number }
+  | { type: "deleted"; count: number }
+  /** A failed message was given a backoff visibility timeout. */
+  | { type: "returned"; messageId: string; status: "retry" | "rejected"; visibilityTimeout: number }
+  /** Messages made visible again at once (visibility 0) because the consumer is stopping. */
+  | { type: "released"; count: number }
+  | { type: "extended"; count: number }
+  /** A message reached maxProcessingSeconds: its documents were aborted and its visibility is no longer extended. */
+  | { type: "capped"; messageId: string }
+  | { type: "malformed"; messageId: string; reason: string }
+  | { type: "error"; operation: SqsOperation; error: unknown; messageIds: string[] };
+
+export interface ConsumerStats {
+  received: number;
+  deleted: number;
+  returned: number;
+  released: number;
+  malformed: number;
+  extended: number;
+  receiveErrors: number;
+  /** Deletes that failed for good: the message will be redelivered (duplicate risk, not a loss). */
+  deleteFailures: number;
+  /** Messages with documents currently tracked (running or being acknowledged). */
+  inFlight: number;
+}
+
+export interface StopResult {
+  /** Messages in flight at stop() that reached a decision (deleted or backed off) during the drain. */
+  completed: number;
+  /** Messages made visible again with visibility 0 (received during stop, aborted or abandoned at the deadline). */
+  released: number;
+  /** Whether the drain deadline passed with documents still running. */
+  timedOut: boolean;
+}
+
+type ConsumerState =
+  | { kind: "created" }
+  | { kind: "running"; poll: AbortController; loop: Promise<void> }
+  | { kind: "stopping"; result: Promise<StopResult> }
+  | { kind: "stopped"; result: Promise<StopResult> };
+
+type Heartbeat =
+  | { kind: "active"; nextAt: number; readonly capAt: number }
+  | { kind: "off"; reason: "settled" | "cap" | "handle-invalid" | "abandoned" };
+
+/** A message whose documents are in the pipeline. */
+interface Tracked {
+  readonly messageId: string;
+  readonly receiptHandle: string;
+  readonly receiveCount: number;
+  readonly receivedAt: number;
+  readonly controller: AbortController;
+  /** running: documents in the pipeline; settling: outcomes known, acknowledging; abandoned: released by stop. */
+  phase: "running" | "settling" | "done" | "abandoned";
+  heartbeat: Heartbeat;
+  abortCause: "cap" | "shutdown" | undefined;
+  /** The extension call in flight for this message, awaited before the final delete or visibility change. */
+  pendingExtension: Promise<void> | undefined;
+}
+
+interface Handle {
+  readonly messageId: string;
+  readonly receiptHandle: string;
+}
+
+type CallResult = { ok: true } | { ok: false; code: string; message: string; error: unknown };
+
+export class Consumer {
+  private state: ConsumerState = { kind: "created" };
+  private readonly inFlight = new Map<Tracked, Promise<void>>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly deletes: DeleteBatcher;
+  private readonly counters: Omit<ConsumerStats, "inFlight"> & { settled: number } = {
+    received: 0,
+    deleted: 0,
+    returned: 0,
+    released: 0,
+    malformed: 0,
+    extended: 0,
+    receiveErrors: 0,
+    deleteFailures: 0,
+    settled: 0,
+  };
+  private readonly clock: () => number;
+  private readonly random: () => number;
+
+  constructor(private readonly options: ConsumerOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.deletes = new DeleteBatcher({
+      sqs: options.sqs,
+      queueUrl: options.queueUrl,
+      lingerMs: options.deleteBatchLingerMs ?? DEFAULT_DELETE_LINGER_MS,
+      log: options.log,
+      onDeleted: (count) => {
+        this.counters.deleted += count;
+        this.emit({ type: "deleted", count });
+      },
+      onFailed: (entry, failure, operation) => {
+        this.counters.deleteFailures += 1;
+        this.emit({ type: "error", operation, error: failure.error, messageIds: [entry.messageId] });
+      },
+    });
+  }
+
+  /** Runs the receive loop. Resolves when the loop has ended after stop(); rejects only on a bug. */
+  start(): Promise<void> {
+    switch (this.state.kind) {
+      case "created": {
+        const poll = new AbortController();
+        const loop = this.runLoop(poll.signal);
+        this.state = { kind: "running", poll, loop };
+        return loop;
+      }
+      case "running":
+        return this.state.loop;
+      case "stopping":
+      case "stopped":
+        return Promise.reject(new Error("consumer was stopped; create a new one to consume again"));
+    }
+  }
+
+  /**
+   * Stops receiving at once (aborting the long poll), waits up to drainTimeoutMs for in-flight messages (heartbeats
+   * keep running), then aborts what is left and releases those messages with visibility 0. Idempotent.
+   */
+  stop(opts?: { drainTimeoutMs?: number }): Promise<StopResult> {
+    switch (this.state.kind) {
+      case "created": {
+        const result = Promise.resolve<StopResult>({ completed: 0, released: 0, timedOut: false });
+        this.state = { kind: "stopped", result };
+        return result;
+      }
+      case "running": {
+        const result: Promise<StopResult> = this.shutdown(
+          this.state,
+          opts?.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+        ).finally(() => {
+          this.state = { kind: "stopped", result };
+        });
+        this.state = { kind: "stopping", result };
+        return result;
+      }
+      case "stopping":
+      case "stopped":
+        return this.state.result;
+    }
+  }
+
+  stats(): ConsumerStats {
+    const { settled: _settled, ...rest } = this.counters;
+    return { ...rest, inFlight: this.inFlight.size };
+  }
+
+  // ---- receive loop ----
+
+  private async runLoop(poll: AbortSignal): Promise<void> {
+    let failures = 0;
+    while (!poll.aborted) {
+      const room = await this.waitForRoom(poll);
+      if (poll.aborted) break;
+      if (room <= 0) {
+        this.emit({ type: "cycle", result: "full", received: 0 });
+        continue;
+      }
+      let messages: Message[];
+      try {
+        const out = await this.options.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.options.queueUrl,
+            // Never more than can start now: buffered messages would sit with their visibility running out.
+            MaxNumberOfMessages: Math.min(SQS_BATCH_MAX, room),
+            WaitTimeSeconds: this.options.waitTimeSeconds,
+            VisibilityTimeout: this.options.visibilityTimeoutSeconds,
+            MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
+          }),
+          { abortSignal: poll },
+        );
+        messages = out.Messages ?? [];
+      } catch (err) {
+        if (poll.aborted) break;
+        failures += 1;
+        this.counters.receiveErrors += 1;
+        const retryInMs = receiveBackoffMs(failures, this.random);
+        const { name: code, status } = awsErrorInfo(err);
+        this.options.log.warn(
+          { err, code, status, consecutiveFailures: failures, retryInMs },
+          "ReceiveMessage failed; backing off",
+        );
+        this.emit({ type: "error", operation: "ReceiveMessage", error: err, messageIds: [] });
+        await abortableDelay(retryInMs, poll);
+        if (!poll.aborted) this.emit({ type: "cycle", result: "receive-failed", received: 0 });
+        continue;
+      }
+      failures = 0;
+      if (poll.aborted) {
+        // The long poll answered as stop() began: these were never started, so hand them straight back.
+        await this.releaseNow(messages.flatMap((m) => handleOf(m) ?? []), "received while stopping");
+        break;
+      }
+      for (const message of messages) this.accept(message);
+      this.emit({ type: "cycle", result: "received", received: messages.length });
+    }
+  }
+
+  /**
+   * Free slots once there is room, or 0 after waitTimeSeconds without room (so the loop still reports a cycle while
+   * the pipeline is busy), or when `poll` aborts.
+   */
+  private async waitForRoom(poll: AbortSignal): Promise<number> {
+    const { pipeline } = this.options;
+    const free = pipeline.freeSlots();
+    if (free > 0) return free;
+    const wake = new AbortController();
+    const onAbort = (): void => wake.abort();
+    poll.addEventListener("abort", onAbort, { once: true });
+    const timer = setTimeout(onAbort, this.options.waitTimeSeconds * 1000);
+    try {
+      await pipeline.waitForRoom(wake.signal);
+      const after = pipeline.freeSlots();
+      // A wake-up without room (not per the contract) must not turn the loop into a busy spin.
+      if (after <= 0 && !wake.signal.aborted) await abortableDelay(SPURIOUS_WAKE_DELAY_MS, wake.signal);
+      return after;
+    } finally {
+      clearTimeout(timer);
+      poll.removeEventListener("abort", onAbort);
+    }
+  }
+
+  // ---- per message ----
+
+  private accept(message: Message): void {
+    const { log } = this.options;
+    const handle = handleOf(message);
+    if (handle === undefined) {
+      log.error({ messageId: message.MessageId }, "message without MessageId or ReceiptHandle; skipped");
+      return;
+    }
+    const { messageId } = handle;
+    const receiveCount = parseReceiveCount(message.Attributes?.ApproximateReceiveCount);
+    this.counters.received += 1;
+
+    let parsed: ParsedNotification;
+    try {
+      parsed = this.options.parse(message.Body ?? "");
+    } catch (err) {
+      // A parser bug: treat like a malformed body (never delete), but say it loudly.
+      this.counters.malformed += 1;
+      log.error(
+        { messageId, receiveCount, outcome: "malformed", err },
+        "notification parser threw; message left for the redrive policy",
+      );
+      this.emit({ type: "malformed", messageId, reason: "parser-error" });
+      return;
+    }
+
+    switch (parsed.kind) {
+      case "malformed":
+        // Not deleted and its visibility left alone: retrying cannot help, a shorter visibility would spin on a
+        // queue without redrive, and the redrive policy moves it to the DLQ after maxReceiveCount receives.
+        this.counters.malformed += 1;
+        log.warn(
+          { messageId, receiveCount, outcome: "malformed", reason: parsed.reason, detail: parsed.detail },
+          "malformed notification; left for the redrive policy",
+        );
+        this.emit({ type: "malformed", messageId, reason: parsed.reason });
+        return;
+      case "test-event":
+        log.info({ messageId, receiveCount, outcome: "test-event" }, "s3:TestEvent acknowledged");
+        void this.deletes.enqueue(handle);
+        return;
+      case "ignored":
+        log.info(
+          { messageId, receiveCount, outcome: "ignored", ignored: parsed.ignored },
+          "nothing to process; acknowledged",
+        );
+        void this.deletes.enqueue(handle);
+        return;
+      case "documents":
+        if (parsed.ignored.length > 0) {
+          log.info({ messageId, receiveCount, ignored: parsed.ignored }, "some records of the message are skipped");
+        }
+        if (parsed.documents.length === 0) {
+          log.info({ messageId, receiveCount, outcome: "ignored" }, "nothing to process; acknowledged");
+          void this.deletes.enqueue(handle);
+          return;
+        }
+        this.track(handle, receiveCount, parsed.documents);
+        return;
+    }
+  }
+
+  private track(handle: Handle, receiveCount: number, documents: DocumentRef[]): void {
+    const receivedAt = this.clock();
+    const tracked: Tracked = {
+      ...handle,
+      receiveCount,
+      receivedAt,
+      controller: new AbortController(),
+      phase: "running",
+      heartbeat: {
+        kind: "active",
+        nextAt: receivedAt + heartbeatIntervalMs(this.options.visibilityTimeoutSeconds),
+        capAt: receivedAt + this.options.maxProcessingSeconds * 1000,
+      },
+      abortCause: undefined,
+      pendingExtension: undefined,
+    };
+    const done = this.runDocuments(tracked, documents)
+      .catch((err: unknown) => {
+        this.options.log.error({ err, messageId: tracked.messageId }, "bug: message handling failed");
+      })
+      .finally(() => {
+        this.inFlight.delete(tracked);
+        this.armHeartbeat();
+      });
+    this.inFlight.set(tracked, done);
+    this.armHeartbeat();
+  }
+
+  private async runDocuments(tracked: Tracked, documents: DocumentRef[]): Promise<void> {
+    const ctx = { messageId: tracked.messageId, receiveCount: tracked.receiveCount, signal: tracked.controller.signal };
+    const outcomes = await Promise.all(
+      documents.map(async (doc): Promise<Outcome> => {
+        try {
+          return await this.options.pipeline.submit(doc, ctx);
+        } catch (err) {
+          // The pipeline promises never to reject; if it does, keep the message (retry), never lose it.
+          return { status: "retry", code: ErrorCode.internal, reason: `pipeline rejected: ${errorMessage(err)}` };
+        }
+      }),
+    );
+    if (tracked.phase === "abandoned") {
+      this.options.log.debug({ messageId: tracked.messageId }, "documents settled after the message was released");
+      return;
+    }
+    tracked.phase = "settling";
+    tracked.heartbeat = { kind: "off", reason: "settled" };
+    // A heartbeat landing after the delete or the backoff would fail or undo it.
+    await tracked.pendingExtension;
+
+    const { log } = this.options;
+    const base = {
+      messageId: tracked.messageId,
+      receiveCount: tracked.receiveCount,
+      documents: documents.length,
+      durationMs: this.clock() - tracked.receivedAt,
+    };
+    if (outcomes.every(isAcknowledgeable)) {
+      log.info({ ...base, outcome: "done" }, "message processed");
+      await this.deletes.enqueue(tracked);
+      this.counters.settled += 1;
+      tracked.phase = "done";
+      return;
+    }
+
+    const failures = outcomes.flatMap((o, i) =>
+      o.status === "retry" || o.status === "rejected"
+        ? [{ key: documents[i]?.key, status: o.status, code: o.code, reason: o.reason }]
+        : [],
+    );
+    const status = failures.some((f) => f.status === "retry") ? "retry" : "rejected";
+    if (tracked.abortCause === "shutdown") {
+      log.info({ ...base, outcome: "released", failures }, "message aborted by shutdown; released");
+      await this.releaseNow([tracked], "aborted by shutdown");
+      tracked.phase = "done";
+      return;
+    }
+    const visibilityTimeout = failureVisibilitySeconds(tracked.receiveCount, this.random);
+    log.warn({ ...base, outcome: status, failures, visibilityTimeout }, "message not acknowledged; backing off");
+    const [result] = await this.changeVisibility([tracked], visibilityTimeout);
+    if (result !== undefined && !result.ok) {
+      log.warn(
+        { messageId: tracked.messageId, code: result.code, detail: result.message },
+        "could not set the backoff; the message returns when its current visibility ends",
+      );
+      this.emit({
+        type: "error",
+        operation: "ChangeMessageVisibility",
+        error: result.error,
+        messageIds: [tracked.messageId],
+      });
+    }
+    this.counters.returned += 1;
+    this.counters.settled += 1;
+    this.emit({ type: "returned", messageId: tracked.messageId, status, visibilityTimeout });
+    tracked.phase = "done";
+  }
+
+  // ---- heartbeat ----
+
+  /** One timer for all messages, set to the earliest extension or cap; re-armed after every change. */
+  private armHeartbeat(): void {
+    if (this.heartbeatTimer !== undefined) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    let next = Number.POSITIVE_INFINITY;
+    for (const tracked of this.inFlight.keys()) {
+      const hb = tracked.heartbeat;
+      if (hb.kind === "active") next = Math.min(next, hb.nextAt, hb.capAt);
+    }
+    if (next === Number.POSITIVE_INFINITY) return;
+    this.heartbeatTimer = setTimeout(() => this.heartbeatTick(), Math.max(0, next - this.clock()));
+  }
+
+  private heartbeatTick(): void {
+    this.heartbeatTimer = undefined;
+    const now = this.clock();
+    const interval = heartbeatIntervalMs(this.options.visibilityTimeoutSeconds);
+    const due: Tracked[] = [];
+    for (const tracked of this.inFlight.keys()) {
+      const hb = tracked.heartbeat;
+      if (hb.kind !== "active") continue;
+      if (now >= hb.capAt) {
+        this.capReached(tracked);
+      } else if (now + HEARTBEAT_COALESCE_MS >= hb.nextAt) {
+        hb.nextAt = now + interval;
+        due.push(tracked);
+      }
+    }
+    for (const chunk of chunks(due, SQS_BATCH_MAX)) {
+      const pending = this.extend(chunk).catch((err: unknown) => {
+        this.options.log.error({ err }, "bug: visibility extension handling failed");
+      });
+      for (const tracked of chunk) tracked.pendingExtension = pending;
+    }
+    this.armHeartbeat();
+  }
+
+  private capReached(tracked: Tracked): void {
+    tracked.heartbeat = { kind: "off", reason: "cap" };
+    tracked.abortCause ??= "cap";
+    this.options.log.warn(
+      {
+        messageId: tracked.messageId,
+        receiveCount: tracked.receiveCount,
+        maxProcessingSeconds: this.options.maxProcessingSeconds,
+      },
+      "processing cap reached; aborting the message's documents and no longer extending its visibility",
+    );
+    tracked.controller.abort(
+      new DocProcessorError(ErrorCode.aborted, `processing exceeded ${this.options.maxProcessingSeconds} s`),
+    );
+    this.emit({ type: "capped", messageId: tracked.messageId });
+  }
+
+  private async extend(chunk: Tracked[]): Promise<void> {
+    const results = await this.changeVisibility(chunk, this.options.visibilityTimeoutSeconds);
+    let extended = 0;
+    chunk.forEach((tracked, i) => {
+      const result = results[i];
+      if (result === undefined || result.ok) {
+        extended += 1;
+        return;
+      }
+      const hb = tracked.heartbeat;
+      // Settled (or released) meanwhile: the outcome path owns the message now.
+      if (tracked.phase !== "running" || hb.kind !== "active") return;
+      const fields = {
+        messageId: tracked.messageId,
+        receiveCount: tracked.receiveCount,
+        code: result.code,
+        detail: result.message,
+      };
+      if (isReceiptHandleGone(result.code)) {
+        tracked.heartbeat = { kind: "off", reason: "handle-invalid" };
+        this.options.log.warn(
+          fields,
+          "receipt handle no longer valid; stopped extending visibility: the message may be redelivered " +
+            "while it runs (duplicate risk; the output write is idempotent)",
+        );
+      } else {
+        hb.nextAt = Math.min(hb.nextAt, this.clock() + HEARTBEAT_RETRY_MS);
+        this.options.log.warn(fields, "visibility extension failed; retrying soon");
+      }
+      this.emit({
+        type: "error",
+        operation: chunk.length === 1 ? "ChangeMessageVisibility" : "ChangeMessageVisibilityBatch",
+        error: result.error,
+        messageIds: [tracked.messageId],
+      });
+    });
+    if (extended > 0) {
+      this.counters.extended += extended;
+      this.emit({ type: "extended", count: extended });
+    }
+    this.armHeartbeat();
+  }
+
+  // ---- visibility calls ----
+
+  /** ChangeMessageVisibility for one, ChangeMessageVisibilityBatch for several; a result per handle; never rejects. */
+  private async changeVisibility(handles: readonly Handle[], seconds: number): Promise<CallResult[]> {
+    const { sqs, queueUrl } = this.options;
+    const results: CallResult[] = [];
+    for (const chunk of chunks(handles, SQS_BATCH_MAX)) {
+      const [only] = chunk;
+      if (chunk.length === 1 && only !== undefined) {
+        results.push(
+          await call(() =>
+            sqs.send(
+              new ChangeMessageVisibilityCommand({
+                QueueUrl: queueUrl,
+                ReceiptHandle: only.receiptHandle,
+                VisibilityTimeout: seconds,
+              }),
+            ),
+          ),
+        );
+        continue;
+      }
+      try {
+        const out = await sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: queueUrl,
+            // Index ids: the same message can appear twice (duplicate delivery) and ids must be distinct.
+            Entries: chunk.map((h, i) => ({ Id: `m${i}`, ReceiptHandle: h.receiptHandle, VisibilityTimeout: seconds })),
+          }),
+        );
+        results.push(...batchResults(chunk.length, out.Failed));
+      } catch (err) {
+        const failed = failure(err);
+        results.push(...chunk.map(() => failed));
+      }
+    }
+    return results;
+  }
+
+  /** Visibility 0: the messages are visible to any consumer at once. */
+  private async releaseNow(handles: readonly Handle[], why: string): Promise<void> {
+    if (handles.length === 0) return;
+    const results = await this.changeVisibility(handles, 0);
+    let released = 0;
+    handles.forEach((h, i) => {
+      const result = results[i];
+      if (result === undefined || result.ok) {
+        released += 1;
+        return;
+      }
+      this.options.log.warn(
+        { messageId: h.messageId, code: result.code, detail: result.message, why },
+        "could not release the message; it returns when its current visibility ends",
+      );
+      this.emit({
+        type: "error",
+        operation: handles.length === 1 ? "ChangeMessageVisibility" : "ChangeMessageVisibilityBatch",
+        error: result.error,
+        messageIds: [h.messageId],
+      });
+    });
+    if (released > 0) {
+      this.counters.released += released;
+      this.emit({ type: "released", count: released });
+    }
+  }
+
+  // ---- stop ----
+
+  private async shutdown(
+    running: { poll: AbortController; loop: Promise<void> },
+    drainTimeoutMs: number,
+  ): Promise<StopResult> {
+    const { log } = this.options;
+    const start = { settled: this.counters.settled, released: this.counters.released };
+    const deadline = this.clock() + Math.max(0, drainTimeoutMs);
+    running.poll.abort();
+    // A loop that failed reported it through start(); stopping still drains what it received.
+    await running.loop.catch(() => undefined);
+
+    log.info({ inFlight: this.inFlight.size, drainTimeoutMs }, "consumer stopping: receiving stopped, draining");
+    let timedOut = false;
+    if (!(await this.settleWithin(Math.max(0, deadline - this.clock())))) {
+      timedOut = true;
+      const unfinished = this.trackedIn("running");
+      log.warn({ messages: unfinished.length }, "drain deadline reached; aborting in-flight documents");
+      for (const tracked of unfinished) {
+        tracked.abortCause ??= "shutdown";
+        tracked.controller.abort(new DocProcessorError(ErrorCode.aborted, "shutting down"));
+      }
+      await this.settleWithin(this.options.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS);
+      const stuck = this.trackedIn("running");
+      for (const tracked of stuck) {
+        tracked.phase = "abandoned";
+        tracked.heartbeat = { kind: "off", reason: "abandoned" };
+        this.inFlight.delete(tracked);
+      }
+      this.armHeartbeat();
+      await this.releaseNow(stuck, "still running at the drain deadline");
+      // Whatever is acknowledging still finishes; abandoned ones are no longer in the map.
+      await Promise.all(this.inFlight.values());
+    }
+    await this.deletes.drain();
+    if (this.heartbeatTimer !== undefined) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+
+    const result: StopResult = {
+      completed: this.counters.settled - start.settled,
+      released: this.counters.released - start.released,
+      timedOut,
+    };
+    log.info({ ...result }, "consumer stopped");
+    return result;
+  }
+
+  /** Whether every tracked message settled within `ms`. */
+  private async settleWithin(ms: number): Promise<boolean> {
+    if (this.inFlight.size === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    try {
+      return await Promise.race([Promise.all(this.inFlight.values()).then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private trackedIn(phase: Tracked["phase"]): Tracked[] {
+    return [...this.inFlight.keys()].filter((t) => t.phase === phase);
+  }
+
+  private emit(event: ConsumerEvent): void {
+    const listener = this.options.onEvent;
+    if (listener === undefined) return;
+    try {
+      listener(event);
+    } catch (err) {
+      this.options.log.error({ err, event: event.type }, "consumer event listener threw");
+    }
+  }
+}
+
+// ---- deletes ----
+
+interface DeleteEntry extends Handle {
+  readonly resolve: (deleted: boolean) => void;
+}
+
+interface DeleteBatcherDeps {
+  sqs: SQSClient;
+  queueUrl: string;
+  lingerMs: number;
+  log: Logger;
+  onDeleted: (count: number) => void;
+  onFailed: (entry: Handle, failure: Extract<CallResult, { ok: false }>, operation: SqsOperation) => void;
+}
+
+/**
+ * Collects deletes for up to `lingerMs` (or 10 entries) into one DeleteMessageBatch. A 200 answer can still list
+ * Failed entries: those get one individual retry unless the receipt handle is gone, then are logged as a duplicate
+ * risk (the message is redelivered; the output write is idempotent).
+ */
+class DeleteBatcher {
+  private pending: DeleteEntry[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly sending = new Set<Promise<void>>();
+
+  constructor(private readonly deps: DeleteBatcherDeps) {}
+
+  /** Resolves true once deleted, false once it failed for good. Never rejects. */
+  enqueue(handle: Handle): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      this.pending.push({ messageId: handle.messageId, receiptHandle: handle.receiptHandle, resolve });
+      if (this.pending.length >= SQS_BATCH_MAX) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.deps.lingerMs);
+    });
+  }
+
+  /** Sends everything pending now and waits for every delete in flight. */
+  async drain(): Promise<void> {
+    this.flush();
+    while (this.sending.size > 0) {
+      await Promise.all(this.sending);
+      this.flush();
+    }
+  }
+
+  private flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, SQS_BATCH_MAX);
+      const sent: Promise<void> = this.send(batch).finally(() => this.sending.delete(sent));
+      this.sending.add(sent);
+    }
+  }
+
+  private async send(batch: DeleteEntry[]): Promise<void> {
+    const [only] = batch;
+    if (batch.length === 1 && only !== undefined) {
+      const first = await this.deleteOne(only);
+      const result = first.ok || isReceiptHandleGone(first.code) ? first : await this.deleteOne(only);
+      await this.finish(only, result, "DeleteMessage");
+      return;
+    }
+    let results: CallResult[];
+    try {
+      const out = await this.deps.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: this.deps.queueUrl,
+          Entries: batch.map((e, i) => ({ Id: `m${i}`, ReceiptHandle: e.receiptHandle })),
+        }),
+      );
+      results = batchResults(batch.length, out.Failed);
+    } catch (err) {
+      const failed = failure(err);
+      results = batch.map(() => failed);
+    }
+    let deleted = 0;
+    const retries: Promise<void>[] = [];
+    batch.forEach((entry, i) => {
+      const result = results[i] ?? { ok: true };
+      if (result.ok) {
+        deleted += 1;
+        entry.resolve(true);
+      } else if (isReceiptHandleGone(result.code)) {
+        this.fail(entry, result, "DeleteMessageBatch");
+      } else {
+        this.deps.log.debug(
+          { messageId: entry.messageId, code: result.code },
+          "batch delete entry failed; retrying it alone",
+        );
+        retries.push(this.deleteOne(entry).then((retry) => this.finish(entry, retry, "DeleteMessage")));
+      }
+    });
+    if (deleted > 0) this.deps.onDeleted(deleted);
+    await Promise.all(retries);
+  }
+
+  private deleteOne(entry: DeleteEntry): Promise<CallResult> {
+    const { sqs, queueUrl } = this.deps;
+    return call(() => sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: entry.receiptHandle })));
+  }
+
+  private async finish(entry: DeleteEntry, result: CallResult, operation: SqsOperation): Promise<void> {
+    if (result.ok) {
+      this.deps.onDeleted(1);
+      entry.resolve(true);
+    } else {
+      this.fail(entry, result, operation);
+    }
+  }
+
+  private fail(entry: DeleteEntry, result: Extract<CallResult, { ok: false }>, operation: SqsOperation): void {
+    this.deps.log.warn(
+      { messageId: entry.messageId, code: result.code, detail: result.message },
+      "delete failed; the message will be redelivered (duplicate risk, not a loss: the output write is idempotent)",
+    );
+    this.deps.onFailed(entry, result, operation);
+    entry.resolve(false);
+  }
+}
+
+// ---- helpers ----
+
+function handleOf(message: Message): Handle | undefined {
+  const { MessageId: messageId, ReceiptHandle: receiptHandle } = message;
+  return messageId && receiptHandle ? { messageId, receiptHandle } : undefined;
+}
+
+/**
+ * The receipt handle can no longer act on the message: it expired (the visibility lapsed, "InvalidParameterValue"),
+ * is invalid, or the message is no longer in flight. Retrying with the same handle cannot succeed.
+ */
+export function isReceiptHandleGone(code: string): boolean {
+  const bare = code.replace(/^AWS\.SimpleQueueService\./, "");
+  return bare === "ReceiptHandleIsInvalid" || bare === "InvalidParameterValue" || bare === "MessageNotInflight";
+}
+
+async function call(send: () => Promise<unknown>): Promise<CallResult> {
+  try {
+    await send();
+    return { ok: true };
+  } catch (err) {
+    return failure(err);
+  }
+}
+
+function failure(err: unknown): Extract<CallResult, { ok: false }> {
+  return { ok: false, code: awsErrorInfo(err).name, message: errorMessage(err), error: err };
+}
+
+function batchResults(
+  count: number,
+  failed: readonly { Id?: string | undefined; Code?: string | undefined; Message?: string | undefined }[] | undefined,
+): CallResult[] {
+  const byId = new Map((failed ?? []).map((f) => [f.Id, f]));
+  return Array.from({ length: count }, (_, i): CallResult => {
+    const f = byId.get(`m${i}`);
+    if (f === undefined) return { ok: true };
+    const code = f.Code ?? "Unknown";
+    const message = f.Message ?? code;
+    return { ok: false, code, message, error: Object.assign(new Error(message), { name: code }) };
+  });
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
