@@ -115,20 +115,16 @@ describe("IMDS outage and recovery while running", () => {
 });
 
 describe("SIGTERM", () => {
+  // A fresh stand-in per case: a stopped daemon aborts its long poll, and a poll the emulator had already accepted
+  // may still take the next messages and hide them for their visibility timeout (real SQS can do the same: a delay,
+  // not a loss), which would leak from one case into the next.
   let h: Harness;
-  beforeAll(async () => {
+  beforeEach(async () => {
     h = await startHarness();
-  });
-  afterAll(async () => {
-    await h.close();
-  });
-  beforeEach(() => {
-    // Each case counts only its own decisions.
-    h.stand.gateway.resetCounters();
   });
   afterEach(async () => {
     await h.stopDaemons();
-    h.stand.faults.clear();
+    await h.close();
   });
 
   /** Resolves once the role's GetObject for `n` documents has been authorized (they are running). */
@@ -179,8 +175,8 @@ describe("SIGTERM", () => {
     expect(await queueDepth(stand)).toEqual({ visible: 0, inFlight: 0 });
   }, 30_000);
 
-  // Fails today: "ready" is logged (and the consumer started) before supervise() installs its SIGTERM handler, so a
-  // SIGTERM within that window gets Node's default action and the process dies by the signal, without draining.
+  // Guards the start-up window: signal handlers must be in place before the consumer receives anything, or a SIGTERM
+  // gets Node's default action and the process dies without releasing what it received.
   it("right after the ready line: a clean stop with exit 0 (the signal handler must be in place once it consumes)", async () => {
     const daemon = h.startDaemon();
     await daemon.waitForLog((l) => l.msg === READY);

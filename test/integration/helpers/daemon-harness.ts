@@ -69,11 +69,15 @@ export async function startHarness(options: StandInOptions = {}): Promise<Harnes
     ...options,
     logger: (entry) => {
       options.logger?.(entry);
-      for (const waiter of waiters) {
-        if (!waiter.predicate(entry)) continue;
-        waiters.delete(waiter);
-        waiter.resolve(entry);
-      }
+      // The gateway calls its logger before it appends the entry to `decisions`; predicates that count
+      // `decisions` must run once it is there.
+      queueMicrotask(() => {
+        for (const waiter of waiters) {
+          if (!waiter.predicate(entry)) continue;
+          waiters.delete(waiter);
+          waiter.resolve(entry);
+        }
+      });
     },
   });
   const daemons: DaemonProcess[] = [];
