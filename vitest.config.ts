@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The systemd tests boot a container as root: `npm run test:systemd`, run by .ci/run after `npm test`.
+    exclude: ["test/systemd/**", "**/node_modules/**"],
     setupFiles: ["test/helpers/safe-env.ts"],
     testTimeout: 20_000,
     hookTimeout: 60_000,
