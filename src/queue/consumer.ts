@@ -8,8 +8,6 @@
 import {
   ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
-  DeleteMessageBatchCommand,
-  DeleteMessageCommand,
   ReceiveMessageCommand,
   type Message,
   type SQSClient,
@@ -19,10 +17,23 @@ import type { Logger } from "../observability/logger.js";
 import { isAcknowledgeable, type Outcome } from "../pipeline/outcome.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
 import { failureVisibilitySeconds, heartbeatIntervalMs, parseReceiveCount, receiveBackoffMs } from "./backoff.js";
+import { DeleteBatcher } from "./delete-batcher.js";
 import type { DocumentRef, ParsedNotification } from "./records.js";
+import {
+  SQS_BATCH_MAX,
+  batchResults,
+  call,
+  chunks,
+  failure,
+  handleOf,
+  isReceiptHandleGone,
+  type CallResult,
+  type Handle,
+  type SqsOperation,
+} from "./sqs-calls.js";
 
-/** SQS batch APIs take at most 10 entries; ReceiveMessage returns at most 10 messages. */
-const SQS_BATCH_MAX = 10;
+export { isReceiptHandleGone, type SqsOperation } from "./sqs-calls.js";
+
 /** Messages whose extension falls due within this window of a heartbeat tick share one batch call. */
 const HEARTBEAT_COALESCE_MS = 1_000;
 /** Pause after the pipeline reports room but has none, so a misbehaving pipeline cannot make the loop spin. */
@@ -59,12 +70,6 @@ export interface ConsumerOptions {
   onEvent?: (event: ConsumerEvent) => void;
 }
 
-export type SqsOperation =
-  | "ReceiveMessage"
-  | "DeleteMessage"
-  | "DeleteMessageBatch"
-  | "ChangeMessageVisibility"
-  | "ChangeMessageVisibilityBatch";
 
 export type ConsumerEvent =
   /**
@@ -131,12 +136,6 @@ interface Tracked {
   pendingExtension: Promise<void> | undefined;
 }
 
-interface Handle {
-  readonly messageId: string;
-  readonly receiptHandle: string;
-}
-
-type CallResult = { ok: true } | { ok: false; code: string; message: string; error: unknown };
 
 export class Consumer {
   private state: ConsumerState = { kind: "created" };
@@ -701,176 +700,6 @@ export class Consumer {
       this.options.log.error({ err, event: event.type }, "consumer event listener threw");
     }
   }
-}
-
-// ---- deletes ----
-
-interface DeleteEntry extends Handle {
-  readonly resolve: (deleted: boolean) => void;
-}
-
-interface DeleteBatcherDeps {
-  sqs: SQSClient;
-  queueUrl: string;
-  lingerMs: number;
-  log: Logger;
-  onDeleted: (count: number) => void;
-  onFailed: (entry: Handle, failure: Extract<CallResult, { ok: false }>, operation: SqsOperation) => void;
-}
-
-/**
- * Collects deletes for up to `lingerMs` (or 10 entries) into one DeleteMessageBatch. A 200 answer can still list
- * Failed entries: those get one individual retry unless the receipt handle is gone, then are logged as a duplicate
- * risk (the message is redelivered; the output write is idempotent).
- */
-class DeleteBatcher {
-  private pending: DeleteEntry[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private readonly sending = new Set<Promise<void>>();
-
-  constructor(private readonly deps: DeleteBatcherDeps) {}
-
-  /** Resolves true once deleted, false once it failed for good. Never rejects. */
-  enqueue(handle: Handle): Promise<boolean> {
-    return new Promise<boolean>((resolve) => {
-      this.pending.push({ messageId: handle.messageId, receiptHandle: handle.receiptHandle, resolve });
-      if (this.pending.length >= SQS_BATCH_MAX) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.deps.lingerMs);
-    });
-  }
-
-  /** Sends everything pending now and waits for every delete in flight. */
-  async drain(): Promise<void> {
-    this.flush();
-    while (this.sending.size > 0) {
-      await Promise.all(this.sending);
-      this.flush();
-    }
-  }
-
-  private flush(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-    while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, SQS_BATCH_MAX);
-      const sent: Promise<void> = this.send(batch).finally(() => this.sending.delete(sent));
-      this.sending.add(sent);
-    }
-  }
-
-  private async send(batch: DeleteEntry[]): Promise<void> {
-    const [only] = batch;
-    if (batch.length === 1 && only !== undefined) {
-      const first = await this.deleteOne(only);
-      const result = first.ok || isReceiptHandleGone(first.code) ? first : await this.deleteOne(only);
-      await this.finish(only, result, "DeleteMessage");
-      return;
-    }
-    let results: CallResult[];
-    try {
-      const out = await this.deps.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: this.deps.queueUrl,
-          Entries: batch.map((e, i) => ({ Id: `m${i}`, ReceiptHandle: e.receiptHandle })),
-        }),
-      );
-      results = batchResults(batch.length, out.Failed);
-    } catch (err) {
-      const failed = failure(err);
-      results = batch.map(() => failed);
-    }
-    let deleted = 0;
-    const retries: Promise<void>[] = [];
-    batch.forEach((entry, i) => {
-      const result = results[i] ?? { ok: true };
-      if (result.ok) {
-        deleted += 1;
-        entry.resolve(true);
-      } else if (isReceiptHandleGone(result.code)) {
-        this.fail(entry, result, "DeleteMessageBatch");
-      } else {
-        this.deps.log.debug(
-          { messageId: entry.messageId, code: result.code },
-          "batch delete entry failed; retrying it alone",
-        );
-        retries.push(this.deleteOne(entry).then((retry) => this.finish(entry, retry, "DeleteMessage")));
-      }
-    });
-    if (deleted > 0) this.deps.onDeleted(deleted);
-    await Promise.all(retries);
-  }
-
-  private deleteOne(entry: DeleteEntry): Promise<CallResult> {
-    const { sqs, queueUrl } = this.deps;
-    return call(() => sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: entry.receiptHandle })));
-  }
-
-  private async finish(entry: DeleteEntry, result: CallResult, operation: SqsOperation): Promise<void> {
-    if (result.ok) {
-      this.deps.onDeleted(1);
-      entry.resolve(true);
-    } else {
-      this.fail(entry, result, operation);
-    }
-  }
-
-  private fail(entry: DeleteEntry, result: Extract<CallResult, { ok: false }>, operation: SqsOperation): void {
-    this.deps.log.warn(
-      { messageId: entry.messageId, code: result.code, detail: result.message },
-      "delete failed; the message will be redelivered (duplicate risk, not a loss: the output write is idempotent)",
-    );
-    this.deps.onFailed(entry, result, operation);
-    entry.resolve(false);
-  }
-}
-
-// ---- helpers ----
-
-function handleOf(message: Message): Handle | undefined {
-  const { MessageId: messageId, ReceiptHandle: receiptHandle } = message;
-  return messageId && receiptHandle ? { messageId, receiptHandle } : undefined;
-}
-
-/**
- * The receipt handle can no longer act on the message: it expired (the visibility lapsed, "InvalidParameterValue"),
- * is invalid, or the message is no longer in flight. Retrying with the same handle cannot succeed.
- */
-export function isReceiptHandleGone(code: string): boolean {
-  const bare = code.replace(/^AWS\.SimpleQueueService\./, "");
-  return bare === "ReceiptHandleIsInvalid" || bare === "InvalidParameterValue" || bare === "MessageNotInflight";
-}
-
-async function call(send: () => Promise<unknown>): Promise<CallResult> {
-  try {
-    await send();
-    return { ok: true };
-  } catch (err) {
-    return failure(err);
-  }
-}
-
-function failure(err: unknown): Extract<CallResult, { ok: false }> {
-  return { ok: false, code: awsErrorInfo(err).name, message: errorMessage(err), error: err };
-}
-
-function batchResults(
-  count: number,
-  failed: readonly { Id?: string | undefined; Code?: string | undefined; Message?: string | undefined }[] | undefined,
-): CallResult[] {
-  const byId = new Map((failed ?? []).map((f) => [f.Id, f]));
-  return Array.from({ length: count }, (_, i): CallResult => {
-    const f = byId.get(`m${i}`);
-    if (f === undefined) return { ok: true };
-    const code = f.Code ?? "Unknown";
-    const message = f.Message ?? code;
-    return { ok: false, code, message, error: Object.assign(new Error(message), { name: code }) };
-  });
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

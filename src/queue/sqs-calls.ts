@@ -1,0 +1,67 @@
+/** Small shared pieces of the SQS calls: receipt handles, per-entry results of batch calls, error classification. */
+import type { Message } from "@aws-sdk/client-sqs";
+import { awsErrorInfo, errorMessage } from "../errors.js";
+
+/** SQS batch APIs take at most 10 entries; ReceiveMessage returns at most 10 messages. */
+export const SQS_BATCH_MAX = 10;
+
+export type SqsOperation =
+  | "ReceiveMessage"
+  | "DeleteMessage"
+  | "DeleteMessageBatch"
+  | "ChangeMessageVisibility"
+  | "ChangeMessageVisibilityBatch";
+
+export interface Handle {
+  readonly messageId: string;
+  readonly receiptHandle: string;
+}
+
+export type CallResult = { ok: true } | { ok: false; code: string; message: string; error: unknown };
+
+export function handleOf(message: Message): Handle | undefined {
+  const { MessageId: messageId, ReceiptHandle: receiptHandle } = message;
+  return messageId && receiptHandle ? { messageId, receiptHandle } : undefined;
+}
+
+/**
+ * The receipt handle can no longer act on the message: it expired (the visibility lapsed, "InvalidParameterValue"),
+ * is invalid, or the message is no longer in flight. Retrying with the same handle cannot succeed.
+ */
+export function isReceiptHandleGone(code: string): boolean {
+  const bare = code.replace(/^AWS\.SimpleQueueService\./, "");
+  return bare === "ReceiptHandleIsInvalid" || bare === "InvalidParameterValue" || bare === "MessageNotInflight";
+}
+
+export async function call(send: () => Promise<unknown>): Promise<CallResult> {
+  try {
+    await send();
+    return { ok: true };
+  } catch (err) {
+    return failure(err);
+  }
+}
+
+export function failure(err: unknown): Extract<CallResult, { ok: false }> {
+  return { ok: false, code: awsErrorInfo(err).name, message: errorMessage(err), error: err };
+}
+
+export function batchResults(
+  count: number,
+  failed: readonly { Id?: string | undefined; Code?: string | undefined; Message?: string | undefined }[] | undefined,
+): CallResult[] {
+  const byId = new Map((failed ?? []).map((f) => [f.Id, f]));
+  return Array.from({ length: count }, (_, i): CallResult => {
+    const f = byId.get(`m${i}`);
+    if (f === undefined) return { ok: true };
+    const code = f.Code ?? "Unknown";
+    const message = f.Message ?? code;
+    return { ok: false, code, message, error: Object.assign(new Error(message), { name: code }) };
+  });
+}
+
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
