@@ -111,13 +111,16 @@ export function createImdsCredentialProvider(options: ImdsProviderOptions): AwsC
     ec2MetadataV1Disabled: true,
     logger,
   });
-  const counted = async (): Promise<AwsCredentialIdentity> => {
+  let lastKeyId: string | undefined;
+  const logged = async (): Promise<AwsCredentialIdentity> => {
     const creds = await fetch();
-    log.info(
-      { expiration: creds.expiration?.toISOString(), accessKeyIdSuffix: creds.accessKeyId.slice(-4) },
-      "credentials fetched from IMDS",
-    );
+    const fields = { expiration: creds.expiration?.toISOString(), accessKeyIdSuffix: creds.accessKeyId.slice(-4) };
+    // During an IMDS outage the provider hands back the previous credentials with a later expiry (static
+    // stability); that is not a new fetch, so it is not logged as one.
+    if (creds.accessKeyId === lastKeyId) log.debug(fields, "credentials from IMDS unchanged");
+    else log.info(fields, "credentials fetched from IMDS");
+    lastKeyId = creds.accessKeyId;
     return creds;
   };
-  return memoizeIdentityProvider(counted, isIdentityExpired, doesIdentityRequireRefresh) as AwsCredentialIdentityProvider;
+  return memoizeIdentityProvider(logged, isIdentityExpired, doesIdentityRequireRefresh) as AwsCredentialIdentityProvider;
 }
