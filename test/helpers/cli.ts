@@ -1,7 +1,7 @@
 // Spawns the built daemon (dist/cli.js) the way systemd would, with a controlled environment.
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { CLOSED_LOOPBACK } from "./safe-env.js";
+import { LOOPBACK_AWS_ENV } from "./safe-env.js";
 
 export const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 
@@ -19,13 +19,7 @@ export function childEnv(extra: Record<string, string | undefined> = {}): Record
   const env: Record<string, string | undefined> = {
     PATH: process.env["PATH"],
     HOME: "/nonexistent",
-    AWS_EC2_METADATA_SERVICE_ENDPOINT: CLOSED_LOOPBACK,
-    AWS_EC2_METADATA_V1_DISABLED: "true",
-    AWS_ENDPOINT_URL: CLOSED_LOOPBACK,
-    AWS_ENDPOINT_URL_S3: CLOSED_LOOPBACK,
-    AWS_ENDPOINT_URL_SQS: CLOSED_LOOPBACK,
-    AWS_ENDPOINT_URL_STS: CLOSED_LOOPBACK,
-    AWS_REGION: "us-east-1",
+    ...LOOPBACK_AWS_ENV,
     ...extra,
   };
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));

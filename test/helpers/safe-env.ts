@@ -3,7 +3,8 @@
 // Tests that need the stand-in set these explicitly (per client or per child process).
 export const CLOSED_LOOPBACK = "http://127.0.0.1:9/";
 
-const defaults: Record<string, string> = {
+/** The loopback defaults, also the base environment of every child daemon the tests spawn. */
+export const LOOPBACK_AWS_ENV: Readonly<Record<string, string>> = {
   AWS_EC2_METADATA_SERVICE_ENDPOINT: CLOSED_LOOPBACK,
   AWS_EC2_METADATA_V1_DISABLED: "true",
   AWS_ENDPOINT_URL: CLOSED_LOOPBACK,
@@ -15,7 +16,7 @@ const defaults: Record<string, string> = {
   // Node 20 here, Node 22 in production: the SDK's upgrade notice is noise in test output.
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
 };
-for (const [name, value] of Object.entries(defaults)) {
+for (const [name, value] of Object.entries(LOOPBACK_AWS_ENV)) {
   process.env[name] ??= value;
 }
 // Keys from the developer's shell must never sign a test request.
