@@ -35,7 +35,11 @@ export interface Prepared {
  */
 export async function prepare(config: Config, log: Logger, processorBaseDir: string): Promise<Prepared> {
   const processors = await resolveProcessors(config.processor, processorBaseDir);
-  const instance = await fetchInstanceIdentity({ timeoutMs: config.imdsTimeoutMs, maxRetries: config.imdsMaxRetries });
+  const instance = await fetchInstanceIdentity({
+    timeoutMs: config.imdsTimeoutMs,
+    maxRetries: config.imdsMaxRetries,
+    roleWaitMs: config.instanceProfileWaitSeconds * 1_000,
+  });
   const region = config.region ?? regionFromQueueUrl(config.queueUrl) ?? instance.region;
   const credentials = createImdsCredentialProvider({
     timeoutMs: config.imdsTimeoutMs,

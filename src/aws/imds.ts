@@ -18,6 +18,8 @@ export interface InstanceIdentity {
 export interface ImdsClientOptions {
   timeoutMs: number;
   maxRetries: number;
+  /** How long to wait for an instance profile to show up before concluding none is attached. Default 0. */
+  roleWaitMs?: number;
   /** Override of the endpoint; default: the SDK's resolution (AWS_EC2_METADATA_SERVICE_ENDPOINT, else 169.254.169.254). */
   endpoint?: string;
 }
@@ -31,14 +33,7 @@ interface HttpError {
 }
 
 export async function fetchInstanceIdentity(options: ImdsClientOptions): Promise<InstanceIdentity> {
-  const endpoint = options.endpoint ? new URL(options.endpoint) : await resolvedEndpoint();
-  const where = endpoint.origin;
-  const base = {
-    hostname: endpoint.hostname,
-    port: endpoint.port === "" ? undefined : Number(endpoint.port),
-    protocol: endpoint.protocol,
-    timeout: options.timeoutMs,
-  };
+  const { base, where } = await target(options);
   const withRetries = <T>(fn: () => Promise<T>) => retry(fn, options.maxRetries);
 
   let token: string;
@@ -69,12 +64,19 @@ export async function fetchInstanceIdentity(options: ImdsClientOptions): Promise
   } catch (err) {
     throw imdsError(err, where, "identity document");
   }
+  // Right after launch (or after Modify IAM role) the profile's credentials can take a few seconds to appear, so
+  // "no role" is only concluded once the listing has stayed empty for roleWaitMs.
+  const roleDeadline = Date.now() + (options.roleWaitMs ?? 0);
   let roleName: string | undefined;
-  try {
-    roleName = (await get("/latest/meta-data/iam/security-credentials/")).trim().split("\n")[0] || undefined;
-  } catch (err) {
-    // 404 is IMDS's way of saying "no instance profile attached".
-    if ((err as HttpError).statusCode !== 404) throw imdsError(err, where, "role listing");
+  for (;;) {
+    try {
+      roleName = (await get("/latest/meta-data/iam/security-credentials/")).trim().split("\n")[0] || undefined;
+    } catch (err) {
+      // 404 is IMDS's way of saying "no instance profile attached".
+      if ((err as HttpError).statusCode !== 404) throw imdsError(err, where, "role listing");
+    }
+    if (roleName !== undefined || Date.now() >= roleDeadline) break;
+    await new Promise((r) => setTimeout(r, Math.min(2_000, Math.max(0, roleDeadline - Date.now()))));
   }
   const field = (name: string): string => {
     const v = document[name];
@@ -90,6 +92,33 @@ export async function fetchInstanceIdentity(options: ImdsClientOptions): Promise
     availabilityZone: field("availabilityZone"),
     roleName,
   };
+}
+
+/**
+ * HTTP status IMDS gives a GET without a session token (the IMDSv1 way): 401 when IMDSv2 is enforced (HttpTokens
+ * required), 200 when any process on the instance can still read credentials with a plain GET.
+ */
+export async function tokenlessRequestStatus(options: ImdsClientOptions): Promise<number> {
+  const { base, where } = await target(options);
+  try {
+    await retry(() => httpRequest({ ...base, method: "GET", path: "/latest/meta-data/" }), options.maxRetries);
+    return 200;
+  } catch (err) {
+    const status = (err as HttpError).statusCode;
+    if (status !== undefined) return status;
+    throw imdsError(err, where, "token-less request");
+  }
+}
+
+async function target(options: ImdsClientOptions) {
+  const endpoint = options.endpoint ? new URL(options.endpoint) : await resolvedEndpoint();
+  const base = {
+    hostname: endpoint.hostname,
+    port: endpoint.port === "" ? undefined : Number(endpoint.port),
+    protocol: endpoint.protocol,
+    timeout: options.timeoutMs,
+  };
+  return { base, where: endpoint.origin };
 }
 
 async function resolvedEndpoint(): Promise<URL> {

@@ -2,6 +2,7 @@
  * The one configuration schema: every key with its type, default and description. The README's configuration
  * reference is checked against it (test/unit/config/readme.test.ts), so a key cannot be added undocumented.
  */
+import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
 
 const MiB = 1024 * 1024;
@@ -16,6 +17,13 @@ const bucketName = z
   );
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/** A literal loopback address: 127.0.0.0/8 or ::1 (no names, which could resolve elsewhere). */
+export function isLoopbackAddress(host: string): boolean {
+  if (isIPv4(host)) return host.startsWith("127.");
+  // The URL parser writes an IPv6 address in its shortest form, so every spelling of ::1 compares equal.
+  return isIPv6(host) && new URL(`http://[${host}]/`).hostname === "[::1]";
+}
 
 /** Field descriptions double as the README's configuration reference. */
 export const configSchema = z.strictObject({
@@ -73,10 +81,23 @@ export const configSchema = z.strictObject({
     .describe("On SIGTERM, how long in-flight documents may finish before the daemon exits anyway."),
   imdsTimeoutMs: int(100, 60_000).default(2_000).describe("Timeout of one IMDS request (the SDK default is 1000)."),
   imdsMaxRetries: int(0, 10).default(3).describe("Retries of IMDS credential requests (the SDK default is 0)."),
+  instanceProfileWaitSeconds: int(0, 600)
+    .default(30)
+    .describe("At start, how long to wait for the instance profile's role to appear in IMDS (it can lag a fresh launch)."),
   logLevel: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info")
     .describe("Log level of the JSON logs on stdout."),
+  metricsPort: int(0, 65_535)
+    .optional()
+    .describe(
+      "Port of the Prometheus endpoint (`GET /metrics`) on metricsHost. Unset: no endpoint. 0 picks a free port, logged at start.",
+    ),
+  metricsHost: z
+    .string()
+    .refine(isLoopbackAddress, "must be a loopback address such as 127.0.0.1 or ::1: the metrics endpoint has no authentication")
+    .default("127.0.0.1")
+    .describe("Address the metrics endpoint listens on; loopback only (127.0.0.0/8 or ::1)."),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

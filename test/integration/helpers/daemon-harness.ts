@@ -19,6 +19,7 @@ export const TEST_DAEMON_CONFIG = {
   concurrency: 3,
   waitTimeSeconds: 1,
   drainTimeoutSeconds: 5,
+  instanceProfileWaitSeconds: 1,
   imdsTimeoutMs: 1_000,
   imdsMaxRetries: 1,
 } as const;
