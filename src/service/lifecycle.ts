@@ -135,8 +135,11 @@ export async function supervise(options: SuperviseOptions): Promise<ExitCode> {
       return ExitCode.software;
     }
     log.info({ signal: first.signal, drainTimeoutMs: options.drainTimeoutMs }, "stopping: no new messages; draining in-flight documents");
-    await notifier.stopping(`draining (${daemon.metrics.statusLine()})`);
-    const result = await daemon.consumer.stop({ drainTimeoutMs: options.drainTimeoutMs });
+    // The drain (which aborts the long poll) starts at once; systemd-notify's round trip runs alongside.
+    const [result] = await Promise.all([
+      daemon.consumer.stop({ drainTimeoutMs: options.drainTimeoutMs }),
+      notifier.stopping(`draining (${daemon.metrics.statusLine()})`),
+    ]);
     await daemon.loop.catch((err: unknown) => log.error({ err }, "receive loop ended with an error during drain"));
     log.info({ ...result, metrics: daemon.metrics.snapshot() }, "stopped");
     return ExitCode.ok;
