@@ -14,7 +14,7 @@ import type { Outcome } from "./pipeline/outcome.js";
 import { createPipeline } from "./pipeline/pipeline.js";
 import { createDocumentRunner } from "./pipeline/process-document.js";
 import type { SubmitContext } from "./pipeline/types.js";
-import { resolveProcessors } from "./processors/registry.js";
+import { resolveProcessors, type BuiltinOptions } from "./processors/registry.js";
 import type { Processor } from "./processors/types.js";
 import { Consumer, type ConsumerEvent } from "./queue/consumer.js";
 import { parseNotification } from "./queue/notifications.js";
@@ -34,7 +34,7 @@ export interface Prepared {
  * any network), IMDS answers, and STS shows the expected role for this instance. Throws typed errors (exit 75/77/78).
  */
 export async function prepare(config: Config, log: Logger, processorBaseDir: string): Promise<Prepared> {
-  const processors = await resolveProcessors(config.processor, processorBaseDir);
+  const processors = await resolveProcessors(config.processor, processorBaseDir, builtinOptions(config));
   const instance = await fetchInstanceIdentity({
     timeoutMs: config.imdsTimeoutMs,
     maxRetries: config.imdsMaxRetries,
@@ -63,6 +63,17 @@ export async function prepare(config: Config, log: Logger, processorBaseDir: str
     clients.destroy();
     throw err;
   }
+}
+
+/** Settings of the built-in processors, from the config. */
+export function builtinOptions(config: Config): BuiltinOptions {
+  return {
+    text: {
+      maxBufferedBytes: config.maxBufferedBytes,
+      extractionTimeoutMs: config.extractionTimeoutSeconds * 1_000,
+      extractionMemoryBytes: config.extractionMemoryBytes,
+    },
+  };
 }
 
 /** Runs one document with its per-document log line and metrics. */
@@ -94,8 +105,11 @@ export function createInstrumentedRunner(prepared: Prepared, log: Logger, metric
         ? { bytesIn: outcome.bytesIn, bytesOut: outcome.bytesOut, outputs: outcome.outputs }
         : outcome.status === "superseded"
           ? { reason: outcome.reason }
-          : { code: outcome.code, reason: outcome.reason }),
+          : outcome.status === "failed-permanently"
+            ? { code: outcome.code, reason: outcome.reason, outputs: outcome.outputs }
+            : { code: outcome.code, reason: outcome.reason }),
     };
+    // A permanent failure is the document's problem, not the daemon's: reported, recorded, acknowledged.
     if (outcome.status === "done" || outcome.status === "superseded") log.info(line, "document");
     else log.warn(line, "document");
     return outcome;

@@ -13,6 +13,7 @@ import { assertNoStaticCredentials, readIfExists } from "./aws/credentials.js";
 import { DocProcessorError, ExitCode, errorMessage, exitCodeFor } from "./errors.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
+import { startMetricsEndpoint } from "./observability/prometheus.js";
 import { runChecks } from "./service/check.js";
 import { Liveness, ShutdownSignals, supervise } from "./service/lifecycle.js";
 import { createNotifier } from "./service/systemd.js";
@@ -21,12 +22,21 @@ const HELP = `doc-processor: least-privilege S3 document processing for EC2 (IMD
 
 Usage:
   doc-processor run [--config PATH]             consume the queue until SIGTERM (what systemd starts)
-  doc-processor check [--config PATH]           verify config, credentials, identity and queue access as a checklist
+  doc-processor check [--config PATH] [--source-key KEY]
+                                                verify the instance, its role and its permissions as a checklist
   doc-processor process [--config PATH] KEY...  process named source keys once, without the queue (backfills)
   doc-processor --help | --version
 
+check: one line per confirmation (✓ passed, ✗ failed, – not checked), then "N of M completed": config, no static
+  keys, IMDSv2 enforced, role attached, caller is the expected role, temporary credentials, read from source, write
+  to output, write to source denied, another service denied, queue access. Reading is checked only with
+  --source-key KEY, an object that exists (without s3:ListBucket a missing key and a forbidden one look alike);
+  without it that line is "not checked" and does not fail the command. The one write is a small probe object,
+  <outputPrefix>.doc-processor-check/<instance-id>.txt in the output bucket, overwritten on every run.
+  Exit 0 when no check failed, else the first failure's code (below).
+
 Config: --config PATH, else $${CONFIG_PATH_ENV}, else ${DEFAULT_CONFIG_PATH}; DOC_PROCESSOR_* variables override it.
-Exit codes: 0 ok, 1 some documents failed (process) or checks failed (check), 64 usage,
+Exit codes: 0 ok, 1 some documents failed (process) or a check failed (check), 64 usage,
             70 internal error, 75 IMDS/STS unreachable (temporary), 77 static keys or wrong identity, 78 bad config.
 `;
 
@@ -45,6 +55,7 @@ export async function main(argv: string[], env: Env, log: Logger): Promise<numbe
       allowPositionals: true,
       options: {
         config: { type: "string", short: "c" },
+        "source-key": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
       },
@@ -64,6 +75,8 @@ export async function main(argv: string[], env: Env, log: Logger): Promise<numbe
   }
   const [command, ...rest] = positionals;
   const configPath = values.config;
+  const sourceKey = values["source-key"];
+  if (sourceKey !== undefined && command !== "check") return usage("--source-key is an option of check");
 
   switch (command) {
     case "run":
@@ -71,7 +84,7 @@ export async function main(argv: string[], env: Env, log: Logger): Promise<numbe
       return run(configPath, env, log);
     case "check":
       if (rest.length > 0) return usage(`check takes no arguments (got ${rest.join(" ")})`);
-      return runChecks({ configPath, env, log, out: (line) => process.stdout.write(`${line}\n`) });
+      return runChecks({ configPath, sourceKey, env, log, out: (line) => process.stdout.write(`${line}\n`) });
     case "process":
       if (rest.length === 0) return usage("process needs at least one source key");
       return processKeys(configPath, rest, env, log);
@@ -116,7 +129,17 @@ async function runUntilStopped(configPath: string | undefined, env: Env, log: Lo
   }
   const notifier = createNotifier(env, log);
   const liveness = new Liveness();
+  // Bound before consuming, so a port in use fails the start (exit 78) rather than leaving the daemon unobserved.
+  const endpoint =
+    config.metricsPort === undefined
+      ? undefined
+      : await startMetricsEndpoint({ host: config.metricsHost, port: config.metricsPort, log }).catch((err: unknown) => {
+          prepared.clients.destroy();
+          throw err;
+        });
   const daemon = startDaemon(prepared, log, (event) => liveness.onEvent(event));
+  daemon.metrics.observeInFlightMessages(() => daemon.consumer.stats().inFlight);
+  endpoint?.serve(daemon.metrics.registry);
   log.info(
     { queueUrl: config.queueUrl, concurrency: config.concurrency, processors: prepared.processors.map((p) => p.name) },
     "ready: consuming notifications",
@@ -135,6 +158,7 @@ async function runUntilStopped(configPath: string | undefined, env: Env, log: Lo
     });
   } finally {
     prepared.clients.destroy();
+    await endpoint?.close();
   }
 }
 

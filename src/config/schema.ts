@@ -98,6 +98,21 @@ export const configSchema = z.strictObject({
     .refine(isLoopbackAddress, "must be a loopback address such as 127.0.0.1 or ::1: the metrics endpoint has no authentication")
     .default("127.0.0.1")
     .describe("Address the metrics endpoint listens on; loopback only (127.0.0.0/8 or ::1)."),
+  maxBufferedBytes: int(1 * MiB, 1 * GiB)
+    .default(32 * MiB)
+    .describe(
+      "`text` processor: largest PDF, DOCX or HTML document it parses (they are buffered: a larger one is refused from its size as soon as its first bytes show the type, with an error record), and largest text extracted from one. At most twice this is buffered at once.",
+    ),
+  extractionTimeoutSeconds: int(1, 43_200)
+    .default(120)
+    .describe(
+      "`text` processor: time one document's parse (PDF, DOCX, HTML, in a worker thread) may take; past it the worker is stopped and the document gets an error record (TIMEOUT).",
+    ),
+  extractionMemoryBytes: int(32 * MiB, 16 * GiB)
+    .default(192 * MiB)
+    .describe(
+      "`text` processor: memory one parse may add (the worker's heap limit, and the process's RSS growth while it runs); past it the worker is stopped and the document gets an error record (MEMORY_LIMIT).",
+    ),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

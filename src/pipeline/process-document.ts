@@ -2,11 +2,23 @@
  * The flow of one document: size check, one streaming GetObject, the processor chain over that one stream, every
  * output written to its deterministic key. Resolves to an Outcome and never rejects; the GetObject body is always
  * consumed or destroyed (an abandoned body holds a socket until the client runs out of them).
+ *
+ * A processor that throws a PermanentDocumentError does not stop the others: they finish and write their outputs,
+ * then `<key>.error.json` records why the document cannot be processed, and the outcome is acknowledgeable. Any other
+ * failure aborts the chain and wins (the message is retried, and everything is redone then).
  */
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { awsErrorInfo, ErrorCode, errorMessage } from "../errors.js";
-import type { Processor, ProcessorLogger, ProcessorOutput, SourceObjectInfo } from "../processors/types.js";
+import {
+  ERROR_RECORD_SUFFIX,
+  isPermanentDocumentError,
+  type DetectedType,
+  type Processor,
+  type ProcessorLogger,
+  type ProcessorOutput,
+  type SourceObjectInfo,
+} from "../processors/types.js";
 import type { DocumentRef } from "../queue/records.js";
 import { OutputKeyTooLongError, outputKey } from "../storage/keys.js";
 import { writeOutput, type SinkTarget } from "../storage/sink.js";
@@ -27,7 +39,56 @@ export interface DocumentDeps {
   queueSize?: number;
 }
 
-type Failure = Exclude<Outcome, { status: "done" }>;
+type Failure = Exclude<Outcome, { status: "done" | "failed-permanently" }>;
+
+/** One processor's refusal of the document (a PermanentDocumentError). */
+export interface Refusal {
+  processor: { name: string; version: string };
+  code: string;
+  reason: string;
+  detectedType?: DetectedType;
+}
+
+/** The body of `<key>.error.json`. */
+export interface ErrorRecord {
+  status: "failed-permanently";
+  code: string;
+  reason: string;
+  detectedType?: DetectedType;
+  source: { bucket: string; key: string; eTag: string; size: number; contentType?: string };
+  /** The processor that refused the document (the first one, when several did). */
+  processor: { name: string; version: string };
+  /** Further refusals by other processors of the chain. */
+  others?: Refusal[];
+  /** What the rest of the chain wrote for this same document. */
+  outputs: string[];
+}
+
+/** Pure: the error record of a document refused by `refusals[0]` (and possibly others). */
+export function errorRecord(
+  source: SourceObjectInfo,
+  refusals: readonly Refusal[],
+  outputs: readonly string[],
+): ErrorRecord {
+  const [first, ...others] = refusals;
+  if (first === undefined) throw new Error("errorRecord needs at least one refusal");
+  return {
+    status: "failed-permanently",
+    code: first.code,
+    reason: first.reason,
+    ...(first.detectedType === undefined ? {} : { detectedType: first.detectedType }),
+    source: {
+      bucket: source.bucket,
+      key: source.key,
+      eTag: source.eTag,
+      size: source.size,
+      ...(source.contentType === undefined ? {} : { contentType: source.contentType }),
+    },
+    processor: first.processor,
+    ...(others.length === 0 ? {} : { others }),
+    outputs: [...outputs],
+  };
+}
 
 const aborted = (where: string): Failure => ({ status: "retry", code: ErrorCode.aborted, reason: `aborted ${where}` });
 
@@ -43,6 +104,14 @@ function sourceFailureOutcome(f: SourceFailure): Failure {
     case "read-failed":
       return { status: "retry", code: f.code, reason: f.reason };
   }
+}
+
+/** A user module's error may carry anything as its detected type: keep only a well-formed one. */
+function checkedType(value: unknown): DetectedType | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const { mime, ext } = value as { mime?: unknown; ext?: unknown };
+  if (typeof mime !== "string") return undefined;
+  return typeof ext === "string" ? { mime, ext } : { mime };
 }
 
 /** Per-document runner for createPipeline's `run`. */
@@ -199,6 +268,7 @@ async function runChain(
     ...(deps.queueSize === undefined ? {} : { queueSize: deps.queueSize }),
   };
   const written: string[] = [];
+  const refusals: Refusal[] = [];
   const keys = new Set<string>();
   let bytesIn = 0;
   let bytesOut = 0;
@@ -221,6 +291,18 @@ async function runChain(
       try {
         produced = await processor.process({ input, source: info, signal, log });
       } catch (err) {
+        if (isPermanentDocumentError(err)) {
+          // Not a chain failure: the others go on, and the error record is written once they are done.
+          const detectedType = checkedType(err.detectedType);
+          refusals.push({
+            processor: { name: processor.name, version: processor.version },
+            code: err.code,
+            reason: err.message,
+            ...(detectedType === undefined ? {} : { detectedType }),
+          });
+          log.debug({ key: info.key, processor: processor.name, code: err.code }, err.message);
+          return;
+        }
         const reason = `processor ${processor.name} failed: ${errorMessage(err)}`;
         fail({ status: "retry", code: ErrorCode.processorFailed, reason }, err);
         return;
@@ -244,6 +326,12 @@ async function runChain(
         } catch (err) {
           destroyOutputs([output]);
           fail({ status: "rejected", code: ErrorCode.sinkWriteFailed, reason: errorMessage(err) }, err);
+          continue;
+        }
+        if (output.suffix === ERROR_RECORD_SUFFIX) {
+          destroyOutputs([output]);
+          const reason = `processor ${processor.name} wrote the suffix "${output.suffix}", reserved for error records`;
+          fail({ status: "rejected", code: ErrorCode.processorFailed, reason });
           continue;
         }
         if (keys.has(key)) {
@@ -277,5 +365,34 @@ async function runChain(
   if (!body.destroyed) body.destroy();
 
   if (failure !== undefined) return failure;
+  if (refusals.length > 0) return writeErrorRecord(deps, sink, info, refusals, written, signal);
   return { status: "done", outputs: written, bytesIn, bytesOut };
+}
+
+async function writeErrorRecord(
+  deps: DocumentDeps,
+  sink: SinkTarget,
+  info: SourceObjectInfo,
+  refusals: readonly Refusal[],
+  written: readonly string[],
+  signal: AbortSignal,
+): Promise<Outcome> {
+  const first = refusals[0]!;
+  let key: string;
+  try {
+    key = outputKey(deps.outputPrefix, info.key, ERROR_RECORD_SUFFIX);
+  } catch (err) {
+    return { status: "rejected", code: ErrorCode.sinkWriteFailed, reason: errorMessage(err) };
+  }
+  const record = errorRecord(info, refusals, written);
+  const body = `${JSON.stringify(record, null, 2)}\n`;
+  try {
+    const output = { suffix: ERROR_RECORD_SUFFIX, body, contentType: "application/json" };
+    await writeOutput(sink, key, output, { source: info, processor: first.processor }, signal);
+  } catch (err) {
+    const { name, status } = awsErrorInfo(err);
+    const reason = `writing ${key} failed: ${name}${status === undefined ? "" : ` ${status}`}: ${errorMessage(err)}`;
+    return { status: "retry", code: ErrorCode.sinkWriteFailed, reason };
+  }
+  return { status: "failed-permanently", code: first.code, reason: first.reason, outputs: [...written, key] };
 }

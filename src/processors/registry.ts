@@ -6,11 +6,19 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { DocProcessorError, ErrorCode, errorMessage } from "../errors.js";
 import { createMetadataProcessor } from "./builtin/metadata.js";
-import type { Processor } from "./types.js";
+import { createTextProcessor, type TextProcessorOptions } from "./builtin/text/index.js";
+import { ERROR_RECORD_SUFFIX, type Processor } from "./types.js";
+
+/** Settings of the built-ins, from the daemon's config; each built-in falls back to its own defaults. */
+export interface BuiltinOptions {
+  text?: Partial<TextProcessorOptions>;
+}
 
 /** Built-in processors by name; each call makes a fresh instance. */
-export const builtinProcessors: Readonly<Record<string, () => Processor>> = {
-  metadata: createMetadataProcessor,
+export const builtinProcessors: Readonly<Record<string, (options: BuiltinOptions) => Processor>> = {
+  // The suffix is declared here so the static check below covers metadata too (it writes `<key>.json` only).
+  metadata: () => ({ ...createMetadataProcessor(), outputSuffixes: [".json"] }),
+  text: (options) => createTextProcessor(options.text),
 };
 
 export class ProcessorLoadError extends DocProcessorError {
@@ -80,17 +88,56 @@ export async function loadProcessorModule(spec: string, baseDir: string): Promis
 }
 
 /**
- * Resolves the configured chain, in order. Relative paths resolve against `baseDir` (the config file's directory,
- * or the working directory). Names must be unique: they are recorded in each output's lineage.
+ * Refuses a chain whose declared output suffixes collide (two processors would overwrite each other's `<key><suffix>`)
+ * or that declares the pipeline's own error-record suffix. Undeclared suffixes are checked when written.
  */
-export async function resolveProcessors(specs: readonly string[], baseDir: string): Promise<Processor[]> {
+export function checkOutputSuffixes(processors: readonly Processor[], specs: readonly string[]): void {
+  const owner = new Map<string, number>();
+  processors.forEach((p, i) => {
+    const suffixes: unknown = p.outputSuffixes;
+    if (suffixes === undefined) return;
+    if (!Array.isArray(suffixes) || !suffixes.every((s): s is string => typeof s === "string")) {
+      throw new ProcessorLoadError(`processor ${specs[i]}: \`outputSuffixes\` must be an array of strings`);
+    }
+    for (const suffix of suffixes) {
+      if (suffix === ERROR_RECORD_SUFFIX) {
+        throw new ProcessorLoadError(
+          `processor ${specs[i]} declares the suffix "${suffix}", which is reserved for the pipeline's error records`,
+        );
+      }
+      const first = owner.get(suffix);
+      if (first !== undefined && first !== i) {
+        throw new ProcessorLoadError(
+          `processors ${specs[first]} and ${specs[i]} both write "<key>${suffix}"; ` +
+            "one would overwrite the other: remove one of them or change its suffix",
+        );
+      }
+      owner.set(suffix, i);
+    }
+  });
+}
+
+/**
+ * Resolves the configured chain, in order. Relative paths resolve against `baseDir` (the config file's directory,
+ * or the working directory). Names must be unique: they are recorded in each output's lineage. Declared output
+ * suffixes must not collide (checkOutputSuffixes).
+ */
+export async function resolveProcessors(
+  specs: readonly string[],
+  baseDir: string,
+  options: BuiltinOptions = {},
+): Promise<Processor[]> {
   if (specs.length === 0) throw new ProcessorLoadError("no processor configured");
   const processors: Processor[] = [];
   for (const spec of specs) {
     // hasOwn: "toString" and friends are not processors.
     const builtin = Object.hasOwn(builtinProcessors, spec) ? builtinProcessors[spec] : undefined;
     if (builtin !== undefined) {
-      processors.push(builtin());
+      try {
+        processors.push(builtin(options));
+      } catch (err) {
+        throw new ProcessorLoadError(`built-in processor ${spec} cannot start: ${errorMessage(err)}`, { cause: err });
+      }
     } else if (isModulePath(spec)) {
       processors.push(await loadProcessorModule(spec, baseDir));
     } else {
@@ -111,5 +158,6 @@ export async function resolveProcessors(specs: readonly string[], baseDir: strin
     }
     seen.set(p.name, i);
   });
+  checkOutputSuffixes(processors, specs);
   return processors;
 }

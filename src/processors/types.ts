@@ -5,6 +5,10 @@
  * Readable output built from `input` (a streaming transform), which is then read while the output is written.
  * The pipeline destroys `input` once the processor's outputs are written, so a processor that stops reading early
  * does not hold the source. Outputs are written in order, one at a time.
+ *
+ * A document that can never be processed (corrupt, encrypted, unsupported, over a limit) is reported by throwing a
+ * PermanentDocumentError: the pipeline writes `<key>.error.json` and acknowledges the message. Any other rejection is
+ * treated as transient: the message is retried and ends in the dead-letter queue.
  */
 import type { Readable } from "node:stream";
 
@@ -47,8 +51,59 @@ export interface Processor {
   /** Stable name, recorded in the output's lineage metadata. */
   readonly name: string;
   readonly version: string;
+  /**
+   * The suffixes this processor writes, when known in advance: the chain is refused at start-up when two processors
+   * declare the same one, or one declares the reserved ERROR_RECORD_SUFFIX (the pipeline still checks every key).
+   */
+  readonly outputSuffixes?: readonly string[];
   process(ctx: ProcessorContext): Promise<ProcessorOutput[]>;
 }
 
-/** A processor module's default export: a Processor, or a factory returning one. */
-export type ProcessorModule = Processor | (() => Processor | Promise<Processor>);
+/** Written by the pipeline, never by a processor: `<key>.error.json` for a document that failed permanently. */
+export const ERROR_RECORD_SUFFIX = ".error.json";
+
+/**
+ * Why a document can never be processed. The built-in codes are listed; a processor may use its own (upper snake
+ * case), which ends up in the error record as it is.
+ */
+export type DocumentErrorCode =
+  | "UNSUPPORTED_TYPE"
+  | "CORRUPT"
+  | "ENCRYPTED"
+  | "EMPTY"
+  | "TOO_LARGE"
+  | "UNSAFE_ARCHIVE"
+  | "TIMEOUT"
+  | "MEMORY_LIMIT"
+  | (string & {});
+
+/** The type sniffed from the bytes, as recorded in outputs and error records. */
+export interface DetectedType {
+  mime: string;
+  ext?: string;
+}
+
+/**
+ * Thrown by a processor for a document that can never be processed as it is. Retrying cannot help, so the pipeline
+ * records the reason in `<key>.error.json` and acknowledges the message instead of sending it to the DLQ.
+ */
+export class PermanentDocumentError extends Error {
+  readonly code: DocumentErrorCode;
+  readonly detectedType: DetectedType | undefined;
+
+  constructor(code: DocumentErrorCode, message: string, options?: { detectedType?: DetectedType; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "PermanentDocumentError";
+    this.code = code;
+    this.detectedType = options?.detectedType;
+  }
+}
+
+/**
+ * Whether `err` is a PermanentDocumentError: this class, or any Error named "PermanentDocumentError" with a string
+ * `code`, so a processor module that cannot import this package (or bundles its own copy) can still throw one.
+ */
+export function isPermanentDocumentError(err: unknown): err is PermanentDocumentError {
+  if (err instanceof PermanentDocumentError) return true;
+  return err instanceof Error && err.name === "PermanentDocumentError" && typeof (err as { code?: unknown }).code === "string";
+}

@@ -1,45 +1,106 @@
 /**
- * `doc-processor check`: the seed's manual confirmations as a checklist, one line each (✓ or ✗ and a reason),
- * ending "N of M completed". Every call it makes is inside the role's policy and changes nothing.
+ * `doc-processor check`: the seed's manual confirmations ("In this section, I confirmed: N of M completed") as a
+ * checklist, one line each (✓ passed, ✗ failed or skipped after an earlier failure, – not checked), ending
+ * "N of M completed". Every call stays inside the role's policy or is refused by it; the only write is one small
+ * probe object in the output bucket, overwritten on every run.
  */
 import { dirname } from "node:path";
-import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand } from "@aws-sdk/client-sqs";
+import { GetAccessKeyInfoCommand } from "@aws-sdk/client-sts";
 import { createAwsClients, type AwsClients } from "../aws/clients.js";
 import { assertNoStaticCredentials, createImdsCredentialProvider, readIfExists } from "../aws/credentials.js";
-import { fetchInstanceIdentity, type InstanceIdentity } from "../aws/imds.js";
+import { fetchInstanceIdentity, tokenlessRequestStatus, type InstanceIdentity } from "../aws/imds.js";
 import type { Env } from "../config/env.js";
 import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.js";
-import { regionFromQueueUrl, type Config } from "../config/schema.js";
-import { ExitCode, awsErrorInfo, errorMessage, exitCodeFor } from "../errors.js";
-import { verifyIdentity } from "../identity/self-check.js";
+import { configSchema, regionFromQueueUrl, type Config } from "../config/schema.js";
+import { ErrorCode, ExitCode, IdentityError, awsErrorInfo, errorMessage, exitCodeFor } from "../errors.js";
+import { verifyIdentity, type VerifiedIdentity } from "../identity/self-check.js";
 import type { Logger } from "../observability/logger.js";
+import { builtinOptions } from "../app.js";
 import { resolveProcessors } from "../processors/registry.js";
 
 export interface CheckOptions {
   configPath: string | undefined;
+  /** An object that exists in the source bucket; without it, reading from source is not checked. */
+  sourceKey: string | undefined;
   env: Env;
   log: Logger;
   out: (line: string) => void;
 }
 
+/** Folder of the probe objects, under outputPrefix in the output bucket (and the refused one in the source bucket). */
+export const PROBE_FOLDER = ".doc-processor-check";
+const BOGUS_RECEIPT_HANDLE = "doc-processor-check-not-a-receipt-handle";
+// An ETag no object has: a write guarded by it can never land, even when S3 authorizes it.
+const IMPOSSIBLE_ETAG = '"00000000000000000000000000000000"';
+
+/** What one probe call did: answered, or failed with this error. */
+export type ProbeResult = { ok: true } | { ok: false; error: unknown };
+
+/** A passed check's detail, or a failure's reason and the exit code it stands for (default 1). */
+export type Verdict = { ok: true; detail: string } | { ok: false; reason: string; exitCode?: number };
+
 interface Step {
   name: string;
-  run: () => Promise<string>;
+  run: () => Promise<string | NotChecked>;
 }
 
-const BOGUS_RECEIPT_HANDLE = "doc-processor-check-not-a-receipt-handle";
+class Skipped extends Error {}
+
+class CheckFailed extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+class NotChecked {
+  constructor(readonly reason: string) {}
+}
 
 export async function runChecks(options: CheckOptions): Promise<number> {
-  const { env, log, out } = options;
+  const { env, out } = options;
+  // The checklist is the output; the JSON logs would only interleave with it (warnings still show).
+  const log = options.log.child({ command: "check" }, { level: "warn" });
   let config: Config | undefined;
   let instance: InstanceIdentity | undefined;
   let clients: AwsClients | undefined;
-  let identityOk = false;
+  let identity: VerifiedIdentity | undefined;
   const need = (what: string, ok: boolean) => {
     if (!ok) throw new Skipped(`skipped: needs ${what}`);
   };
+  // IMDS is checked even when the config is broken, with the config's defaults.
+  const imdsOptions = () => ({
+    timeoutMs: config?.imdsTimeoutMs ?? configSchema.shape.imdsTimeoutMs.parse(undefined),
+    maxRetries: config?.imdsMaxRetries ?? configSchema.shape.imdsMaxRetries.parse(undefined),
+  });
+  const probe = async (call: () => Promise<unknown>): Promise<ProbeResult> => {
+    try {
+      await call();
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  };
+  const verdict = (v: Verdict): string => {
+    if (!v.ok) throw new CheckFailed(v.reason, v.exitCode ?? 1);
+    return v.detail;
+  };
 
   const steps: Step[] = [
+    {
+      name: "configuration is valid",
+      run: async () => {
+        const path = options.configPath ?? env[CONFIG_PATH_ENV] ?? DEFAULT_CONFIG_PATH;
+        const loaded = loadConfig({ configPath: options.configPath, env });
+        const processors = await resolveProcessors(loaded.processor, dirname(path), builtinOptions(loaded));
+        config = loaded;
+        return `${path}; processors ${processors.map((p) => p.name).join(", ")}`;
+      },
+    },
     {
       name: "no static AWS credentials on this machine",
       run: async () => {
@@ -48,82 +109,145 @@ export async function runChecks(options: CheckOptions): Promise<number> {
       },
     },
     {
-      name: "configuration is valid",
-      run: async () => {
-        const path = options.configPath ?? env[CONFIG_PATH_ENV] ?? DEFAULT_CONFIG_PATH;
-        config = loadConfig({ configPath: options.configPath, env });
-        const processors = await resolveProcessors(config.processor, dirname(path));
-        return `${path}; processors ${processors.map((p) => p.name).join(", ")}`;
-      },
-    },
-    {
-      name: "IMDSv2 answers with this instance's identity",
-      run: async () => {
-        need("a valid configuration", config !== undefined);
-        instance = await fetchInstanceIdentity({ timeoutMs: config!.imdsTimeoutMs, maxRetries: config!.imdsMaxRetries });
-        return `${instance.instanceId} in ${instance.accountId}, ${instance.region}`;
-      },
+      name: "IMDSv2 is enforced (a request without a token is refused)",
+      run: async () => verdict(judgeTokenlessStatus(await tokenlessRequestStatus(imdsOptions()))),
     },
     {
       name: "an instance profile role is attached",
       run: async () => {
-        need("IMDS", instance !== undefined);
-        if (!instance!.roleName) throw new Error("IMDS lists no role: attach the instance profile (Actions > Security > Modify IAM role)");
-        return instance!.roleName;
+        const found = await fetchInstanceIdentity(imdsOptions());
+        instance = found;
+        if (!found.roleName) {
+          const role = config?.expectedRoleName ?? "EC2DocumentProcessorRole";
+          throw new IdentityError(
+            ErrorCode.identityMismatch,
+            `IMDS lists no instance-profile role on ${found.instanceId}.\n` +
+              `Fix: attach the instance profile of ${role}: in the EC2 console select the instance, ` +
+              "Actions > Security > Modify IAM role, choose it, save, and restart the service.",
+          );
+        }
+        return `${found.roleName} (instance ${found.instanceId}, account ${found.accountId}, ${found.region})`;
       },
     },
     {
       name: "the caller is the expected role on this instance (not a user)",
       run: async () => {
-        need("IMDS", instance !== undefined && config !== undefined);
-        const region = config!.region ?? regionFromQueueUrl(config!.queueUrl) ?? instance!.region;
-        const credentials = createImdsCredentialProvider({
-          timeoutMs: config!.imdsTimeoutMs,
-          maxRetries: config!.imdsMaxRetries,
-          log,
-        });
+        need("a valid configuration", config !== undefined);
+        need("an attached role", instance?.roleName !== undefined);
+        const c = config!;
+        const region = c.region ?? regionFromQueueUrl(c.queueUrl) ?? instance!.region;
+        const credentials = createImdsCredentialProvider({ timeoutMs: c.imdsTimeoutMs, maxRetries: c.imdsMaxRetries, log });
         clients = createAwsClients({ region, credentials, concurrency: 1 });
-        const identity = await verifyIdentity({
+        identity = await verifyIdentity({
           sts: clients.sts,
           instance: instance!,
-          expectedRoleName: config!.expectedRoleName,
-          expectedAccountId: config!.expectedAccountId,
+          expectedRoleName: c.expectedRoleName,
+          expectedAccountId: c.expectedAccountId,
         });
-        identityOk = true;
         return identity.arn;
       },
     },
     {
-      name: "credentials are temporary (issued by IMDS, expiring)",
+      name: "the credentials are temporary (session token, expiry)",
       run: async () => {
-        need("the identity check", identityOk && clients !== undefined);
+        need("a valid configuration and an attached role", clients !== undefined);
         const creds = await clients!.sts.config.credentials();
         if (!creds.accessKeyId.startsWith("ASIA") || !creds.sessionToken || !creds.expiration) {
-          throw new Error(`credentials ${creds.accessKeyId.slice(0, 4)}… are not temporary session credentials`);
+          throw new IdentityError(
+            ErrorCode.identityMismatch,
+            `IMDS served ${creds.accessKeyId.slice(0, 4)}… credentials without a session token or expiry: long-term ` +
+              "access keys, not the role's temporary credentials.\nFix: attach the instance profile (Actions > " +
+              "Security > Modify IAM role) and make sure nothing stands in for the instance metadata service.",
+          );
         }
         return `expire ${creds.expiration.toISOString()}`;
       },
     },
     {
-      name: "the queue accepts this role's calls",
+      name: "read from source works",
       run: async () => {
-        need("the identity check", identityOk && clients !== undefined);
-        // A visibility change with a receipt handle that cannot exist: the queue answers "invalid handle" only
-        // after authorizing the call, so it proves access without touching any message.
-        try {
-          await clients!.sqs.send(
-            new ChangeMessageVisibilityCommand({
-              QueueUrl: config!.queueUrl,
-              ReceiptHandle: BOGUS_RECEIPT_HANDLE,
-              VisibilityTimeout: 0,
-            }),
+        need("the expected identity", identity !== undefined);
+        const bucket = config!.sourceBucket;
+        if (options.sourceKey === undefined) {
+          return new NotChecked(
+            `not checked: pass --source-key KEY (an object that exists in ${bucket}; without s3:ListBucket a missing key ` +
+              "and a forbidden one both answer AccessDenied)",
           );
-          return "reachable";
-        } catch (err) {
-          const { name } = awsErrorInfo(err);
-          if (name === "ReceiptHandleIsInvalid" || name === "InvalidParameterValue") return "reachable and authorized";
-          throw new Error(`${name}: ${errorMessage(err)}`);
         }
+        const key = options.sourceKey;
+        // One byte is enough to prove the read; an empty object answers InvalidRange, which proves it as well.
+        let result: ProbeResult & { size?: number };
+        try {
+          const got = await clients!.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-0" }));
+          await got.Body?.transformToByteArray();
+          result = { ok: true, size: sizeFromContentRange(got.ContentRange) ?? got.ContentLength };
+        } catch (error) {
+          result = { ok: false, error };
+        }
+        return verdict(judgeSourceRead(result, `s3://${bucket}/${key}`));
+      },
+    },
+    {
+      name: "write to output works",
+      run: async () => {
+        need("the expected identity", identity !== undefined);
+        const c = config!;
+        const key = `${c.outputPrefix}${PROBE_FOLDER}/${identity!.instanceId}.txt`;
+        const body = `doc-processor check at ${new Date().toISOString()} as ${identity!.arn}\n`;
+        try {
+          await clients!.s3.send(new PutObjectCommand({ Bucket: c.outputBucket, Key: key, Body: body, ContentType: "text/plain" }));
+        } catch (err) {
+          const { name, status } = awsErrorInfo(err);
+          throw new Error(
+            `PutObject s3://${c.outputBucket}/${key} failed (${name}${status ? ` ${status}` : ""}: ${errorMessage(err)}).\n` +
+              "Fix: the role's policy needs s3:PutObject on arn:aws:s3:::" + `${c.outputBucket}/* (statement WriteToOutput).`,
+          );
+        }
+        return `wrote s3://${c.outputBucket}/${key} (overwritten on every check)`;
+      },
+    },
+    {
+      name: "write to source is denied",
+      run: async () => {
+        need("the expected identity", identity !== undefined);
+        const bucket = config!.sourceBucket;
+        const key = `${PROBE_FOLDER}/${identity!.instanceId}.txt`;
+        // If-Match with an ETag no object has: if S3 authorizes the write (the role is too broad), the precondition
+        // still stops it, so the probe never creates an object in the watched bucket (nor an event for it).
+        const result = await probe(() =>
+          clients!.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "", ContentLength: 0, IfMatch: IMPOSSIBLE_ETAG })),
+        );
+        return verdict(judgeSourceWrite(result, `s3://${bucket}/${key}`));
+      },
+    },
+    {
+      name: "another service is denied (sts:GetAccessKeyInfo)",
+      run: async () => {
+        need("the expected identity", identity !== undefined);
+        // An action the policy does not grant, on a client the daemon already has: the seed's "ec2
+        // describe-instances is denied" without shipping an EC2 client.
+        const creds = await clients!.sts.config.credentials();
+        const result = await probe(() => clients!.sts.send(new GetAccessKeyInfoCommand({ AccessKeyId: creds.accessKeyId })));
+        return verdict(judgeOtherServiceCall(result));
+      },
+    },
+    {
+      name: "the queue can be consumed",
+      run: async () => {
+        need("the expected identity", identity !== undefined);
+        const queueUrl = config!.queueUrl;
+        // Calls with a receipt handle that cannot exist: SQS answers "invalid handle" only after authorizing the call,
+        // so they prove access without touching any message. A ReceiveMessage would prove sqs:ReceiveMessage too, but
+        // it hides whatever it gets and raises its ApproximateReceiveCount, moving real notifications toward the DLQ.
+        const visibility = await probe(() =>
+          clients!.sqs.send(
+            new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: BOGUS_RECEIPT_HANDLE, VisibilityTimeout: 0 }),
+          ),
+        );
+        const remove = await probe(() =>
+          clients!.sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: BOGUS_RECEIPT_HANDLE })),
+        );
+        return verdict(judgeQueueProbes({ changeMessageVisibility: visibility, deleteMessage: remove }, queueUrl));
       },
     },
   ];
@@ -133,20 +257,147 @@ export async function runChecks(options: CheckOptions): Promise<number> {
   try {
     for (const step of steps) {
       try {
-        const detail = await step.run();
+        const result = await step.run();
+        if (result instanceof NotChecked) {
+          out(`– ${step.name}: ${result.reason}`);
+          continue;
+        }
         passed++;
-        out(`✓ ${step.name}: ${detail}`);
+        out(`✓ ${step.name}: ${result}`);
       } catch (err) {
-        const reason = err instanceof Skipped ? err.message : errorMessage(err).replace(/\n/g, "\n    ");
+        if (err instanceof Skipped) {
+          out(`✗ ${step.name}: ${err.message}`);
+          continue;
+        }
+        // The daemon's messages speak of refusing to start; here the same finding is a failed check.
+        const reason = errorMessage(err).replace(/^refusing to start: (the caller is )?/, "").replace(/\n/g, "\n    ");
         out(`✗ ${step.name}: ${reason}`);
-        if (!(err instanceof Skipped)) firstFailure ??= exitCodeFor(err) === ExitCode.software ? 1 : exitCodeFor(err);
+        firstFailure ??= failureExitCode(err);
       }
     }
   } finally {
     clients?.destroy();
   }
   out(`${passed} of ${steps.length} completed`);
-  return passed === steps.length ? ExitCode.ok : (firstFailure ?? 1);
+  // A check that was not run (reading, without --source-key) is not completed, but it is not a failure either.
+  return firstFailure ?? ExitCode.ok;
 }
 
-class Skipped extends Error {}
+/** Typed errors keep their exit code (77 identity, 78 config, 75 unreachable); anything else is 1. */
+function failureExitCode(err: unknown): number {
+  if (err instanceof CheckFailed) return err.exitCode;
+  const code = exitCodeFor(err);
+  return code === ExitCode.software ? 1 : code;
+}
+
+export function judgeTokenlessStatus(status: number): Verdict {
+  if (status === 401) return { ok: true, detail: "HTTP 401 without a token" };
+  if (status >= 200 && status < 300) {
+    return {
+      ok: false,
+      exitCode: ExitCode.noPerm,
+      reason:
+        `IMDS answered a request without a token (HTTP ${status}): IMDSv1 is enabled, so any process on the instance ` +
+        "(or a request forgery through it) can read the role's credentials with a plain GET.\n" +
+        "Fix: aws ec2 modify-instance-metadata-options --instance-id <id> --http-tokens required --http-endpoint enabled",
+    };
+  }
+  return { ok: false, reason: `IMDS answered a request without a token with HTTP ${status}, expected 401` };
+}
+
+/** Bytes from "bytes 0-0/1234". */
+function sizeFromContentRange(range: string | undefined): number | undefined {
+  const m = range === undefined ? null : /\/(\d+)$/.exec(range);
+  return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+
+export function judgeSourceRead(result: ProbeResult & { size?: number | undefined }, where: string): Verdict {
+  if (result.ok) return { ok: true, detail: `read ${where}${result.size === undefined ? "" : ` (${result.size} bytes)`}` };
+  const { name, status } = awsErrorInfo(result.error);
+  if (name === "InvalidRange" || status === 416) return { ok: true, detail: `read ${where} (empty)` };
+  if (name === "AccessDenied" || status === 403) {
+    return {
+      ok: false,
+      reason:
+        `AccessDenied on ${where}: the key does not exist or the role may not read it (without s3:ListBucket S3 ` +
+        "answers both with 403).\nFix: give --source-key an object that exists; if it does, the role's policy needs " +
+        "s3:GetObject on the source bucket's objects (statement ReadFromSource).",
+    };
+  }
+  return { ok: false, reason: `GetObject ${where} failed: ${describe(result.error)}` };
+}
+
+export function judgeSourceWrite(result: ProbeResult, where: string): Verdict {
+  if (result.ok) {
+    return {
+      ok: false,
+      reason:
+        `the write to ${where} SUCCEEDED: the role may write to the source bucket, which its policy must not allow ` +
+        "(delete that object).\nFix: grant only s3:GetObject on the source bucket (DocumentProcessorS3Access).",
+    };
+  }
+  const { name, status } = awsErrorInfo(result.error);
+  if (name === "AccessDenied" || status === 403) return { ok: true, detail: "AccessDenied, as it must be" };
+  if (name === "NoSuchBucket") return { ok: false, reason: `the source bucket does not exist (${describe(result.error)})` };
+  if (name === "PreconditionFailed" || name === "NoSuchKey" || status === 412 || status === 404 || status === 409) {
+    return {
+      ok: false,
+      reason:
+        `S3 authorized s3:PutObject on ${where} (only the If-Match guard stopped the write, so nothing was written): ` +
+        "the role may write to the source bucket.\nFix: grant only s3:GetObject on the source bucket (DocumentProcessorS3Access).",
+    };
+  }
+  return { ok: false, reason: `expected AccessDenied, got ${describe(result.error)}` };
+}
+
+export function judgeOtherServiceCall(result: ProbeResult): Verdict {
+  if (result.ok) {
+    return {
+      ok: false,
+      reason:
+        "sts:GetAccessKeyInfo SUCCEEDED: the role has permissions beyond its policy (a wildcard action or another " +
+        "attached policy).\nFix: attach only DocumentProcessorS3Access to the role.",
+    };
+  }
+  const { name, status } = awsErrorInfo(result.error);
+  if (name === "AccessDenied" || name === "UnauthorizedOperation" || status === 403) {
+    return { ok: true, detail: `${name}, as it must be` };
+  }
+  return { ok: false, reason: `expected AccessDenied, got ${describe(result.error)}` };
+}
+
+// What SQS answers for a handle that was never issued, once the call is authorized (MessageNotInflight is what a
+// visibility change gets when SQS finds no such message in flight).
+const INVALID_HANDLE = new Set(["ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"]);
+
+export function judgeQueueProbes(
+  probes: { changeMessageVisibility: ProbeResult; deleteMessage: ProbeResult },
+  queueUrl: string,
+): Verdict {
+  const problems: string[] = [];
+  for (const [action, result] of Object.entries(probes)) {
+    if (result.ok) continue;
+    const { name, status } = awsErrorInfo(result.error);
+    if (INVALID_HANDLE.has(name)) continue;
+    if (name === "AccessDenied" || status === 403) problems.push(`sqs:${capitalize(action)} is denied`);
+    else problems.push(`sqs:${capitalize(action)} failed: ${describe(result.error)}`);
+  }
+  if (problems.length === 0) {
+    return { ok: true, detail: "sqs:ChangeMessageVisibility and sqs:DeleteMessage authorized (no message touched)" };
+  }
+  return {
+    ok: false,
+    reason:
+      `${problems.join("; ")} on ${queueUrl}.\nFix: the role's policy needs sqs:ReceiveMessage, sqs:DeleteMessage and ` +
+      "sqs:ChangeMessageVisibility on the queue's ARN (statement ConsumeNotifications), and queueUrl must be that queue.",
+  };
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function describe(err: unknown): string {
+  const { name, status } = awsErrorInfo(err);
+  return `${name}${status === undefined ? "" : ` ${status}`}: ${errorMessage(err)}`;
+}

@@ -1,7 +1,9 @@
 // `npm run local`: the main job, locally. Starts the stand-in (mock IMDS + policy-enforcing gateway + emulator),
-// starts the built daemon against it as a child process, uploads sample documents as the uploader identity, shows
-// progress, and prints a one-line JSON summary. --once: exit when every upload is processed; --docs N: add N
-// generated documents. Without --once it keeps running (and keeps accepting uploads) until Ctrl-C.
+// starts the built daemon against it as a child process (processors `metadata` and `text`), uploads sample documents
+// as the uploader identity, shows progress, and prints a one-line JSON summary. --once: exit when every upload is
+// processed; --docs N: add N generated documents. Without --once it keeps running (and keeps accepting uploads) until
+// Ctrl-C. Success: every good document has `<key>.json`, `<key>.txt` and `<key>.text.json`, every broken one (the
+// samples in BROKEN_SAMPLES) its `<key>.error.json` with the expected code, nothing failed, nothing denied.
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -9,6 +11,13 @@ import { documentLines, startDaemonProcess, type LogLine } from "./daemon-proces
 import { startStandIn } from "./stand-in.js";
 
 const SAMPLES = new URL("./samples/", import.meta.url);
+/** Samples the text processor must refuse, with the code of their error record; every other sample is good. */
+const BROKEN_SAMPLES: Readonly<Record<string, string>> = {
+  "broken-truncated.pdf": "CORRUPT",
+  "pixel.png": "UNSUPPORTED_TYPE",
+};
+/** Outcomes that finish a document (its message is deleted). */
+const FINISHED = new Set(["done", "failed-permanently"]);
 
 const { values } = parseArgs({
   options: {
@@ -16,6 +25,7 @@ const { values } = parseArgs({
     docs: { type: "string", default: "0" },
     concurrency: { type: "string", default: "4" },
     "timeout-seconds": { type: "string" },
+    "metrics-port": { type: "string" },
     quiet: { type: "boolean", default: false },
   },
 });
@@ -48,7 +58,7 @@ async function main(): Promise<number> {
   say(`stand-in: IMDS ${standIn.urls.imds}, AWS gateway ${standIn.urls.gateway}`);
   say(`          role ${standIn.config.expectedRoleName} on ${standIn.instanceId()}, queue ${standIn.queue.url}`);
 
-  // Resolved by the log stream once every uploaded key has a "done" line (set after the uploads are known).
+  // Resolved by the log stream once every uploaded key has a finishing line (set after the uploads are known).
   const done = new Set<string>();
   let wanted = new Set<string>();
   let markAllDone: () => void = () => {};
@@ -60,18 +70,23 @@ async function main(): Promise<number> {
   const daemon = startDaemonProcess({
     config: {
       ...standIn.config,
+      processor: ["metadata", "text"],
       concurrency: Number(values.concurrency),
       waitTimeSeconds: 2,
       drainTimeoutSeconds: 10,
+      ...(values["metrics-port"] !== undefined && { metricsPort: Number(values["metrics-port"]) }),
     },
     env: standIn.env,
     onStderr: (text) => process.stderr.write(text),
     onLog: (line: LogLine) => {
+      if (line.msg === "metrics endpoint listening") say(`metrics: ${String(line["url"])}`);
       if (line.msg === "document") {
-        if (line["outcome"] === "done") done.add(String(line["key"]));
+        const outcome = String(line["outcome"]);
+        if (FINISHED.has(outcome)) done.add(String(line["key"]));
         checkAllDone();
-        const mark = line["outcome"] === "done" ? "✓" : "✗";
-        say(`  ${mark} ${String(line["key"])} (${String(line["outcome"])}, ${String(line["durationMs"])} ms)`);
+        const mark = outcome === "done" ? "✓" : outcome === "failed-permanently" ? "⊘" : "✗";
+        const code = outcome === "done" ? "" : `: ${String(line["code"])}`;
+        say(`  ${mark} ${String(line["key"])} (${outcome}${code}, ${String(line["durationMs"])} ms)`);
       } else if (line.level === "warn" || line.level === "error" || line.level === "fatal") {
         say(`  daemon ${line.level}: ${line.msg ?? ""}`);
       }
@@ -118,32 +133,59 @@ async function main(): Promise<number> {
 
     const result = await daemon.stop();
     const lines = documentLines(daemon.logs);
-    const doneKeys = new Set(lines.filter((l) => l["outcome"] === "done").map((l) => String(l["key"])));
-    const processed = [...wanted].filter((k) => doneKeys.has(k)).length;
-    const failed = lines.filter((l) => l["outcome"] !== "done" && l["outcome"] !== "superseded").length;
+    const outcomeOf = new Map(lines.map((l) => [String(l["key"]), String(l["outcome"])]));
+    const expectedCode = (key: string): string | undefined => BROKEN_SAMPLES[key.replace(/^samples\//, "")];
+    const good = [...wanted].filter((k) => expectedCode(k) === undefined);
+    const broken = [...wanted].filter((k) => expectedCode(k) !== undefined);
+    const processed = good.filter((k) => outcomeOf.get(k) === "done").length;
+    const refused = broken.filter((k) => outcomeOf.get(k) === "failed-permanently").length;
+    const failed = lines.filter((l) => !FINISHED.has(String(l["outcome"])) && l["outcome"] !== "superseded").length;
 
     // Check the outputs as the admin identity: the role itself cannot read the output bucket.
-    let outputs = 0;
-    for (const key of wanted) {
+    const read = async (key: string): Promise<string | undefined> => {
       try {
-        const out = await standIn.clients.admin.s3.send(new GetObjectCommand({ Bucket: standIn.config.outputBucket, Key: `${key}.json` }));
-        const record = JSON.parse(await out.Body!.transformToString()) as { source?: { key?: string } };
-        if (record.source?.key === key) outputs++;
+        const out = await standIn.clients.admin.s3.send(new GetObjectCommand({ Bucket: standIn.config.outputBucket, Key: key }));
+        return await out.Body!.transformToString();
       } catch {
-        // counted as missing
+        return undefined; // counted as missing
       }
+    };
+    const recordOf = async (key: string): Promise<{ source?: { key?: string }; code?: string } | undefined> => {
+      const body = await read(key);
+      return body === undefined ? undefined : (JSON.parse(body) as { source?: { key?: string }; code?: string });
+    };
+    let outputs = 0;
+    for (const key of good) {
+      const [metadata, text, textRecord] = [await recordOf(`${key}.json`), await read(`${key}.txt`), await recordOf(`${key}.text.json`)];
+      if (metadata?.source?.key === key && text !== undefined && textRecord?.source?.key === key) outputs++;
+      else say(`  missing outputs for ${key}`);
+    }
+    let errorRecords = 0;
+    for (const key of broken) {
+      const record = await recordOf(`${key}.error.json`);
+      if (record?.source?.key === key && record.code === expectedCode(key)) errorRecords++;
+      else say(`  ${key}: expected an error record with code ${expectedCode(key)}, got ${JSON.stringify(record?.code)}`);
     }
     const summary = {
       uploaded: wanted.size,
       processed,
       outputs,
+      refused,
+      errorRecords,
       failed,
       denied,
       daemonExit: result.code ?? result.signal,
       gatewayRequests: standIn.counters().requests,
       seconds: Math.round((Date.now() - started) / 100) / 10,
     };
-    const ok = processed === wanted.size && outputs === wanted.size && failed === 0 && denied === 0 && result.code === 0;
+    const ok =
+      processed === good.length &&
+      outputs === good.length &&
+      refused === broken.length &&
+      errorRecords === broken.length &&
+      failed === 0 &&
+      denied === 0 &&
+      result.code === 0;
     if (values.once && !ok) exitCode = 1;
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } catch (err) {

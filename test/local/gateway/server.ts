@@ -542,6 +542,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (ctx.operation !== "GetCallerIdentity") {
       const resource = params.get("RoleArn") ?? "*";
       if (!authorizeAll(ctx, [{ action: `sts:${ctx.operation}`, resource }])) return;
+      if (ctx.operation === "GetAccessKeyInfo") {
+        answerGetAccessKeyInfo(ctx, params.get("AccessKeyId"));
+        return;
+      }
       sendError(ctx, "sts", new AwsError("InvalidAction", `The local stand-in does not implement ${ctx.operation}.`, 400));
       return;
     }
@@ -567,6 +571,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         `<Arn>${escapeXml(principal.arn)}</Arn><UserId>${escapeXml(principal.userId)}</UserId>` +
         `<Account>${escapeXml(principal.accountId)}</Account></GetCallerIdentityResult>` +
         `<ResponseMetadata><RequestId>${ctx.requestId}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+    );
+  }
+
+  /** Only reached when a policy allows sts:GetAccessKeyInfo (the role's does not: `check` relies on the denial). */
+  function answerGetAccessKeyInfo(ctx: Context, accessKeyId: string | undefined): void {
+    if (!accessKeyId) {
+      sendError(ctx, "sts", new AwsError("ValidationError", "1 validation error detected: Value null at 'accessKeyId' failed to satisfy constraint: Member must not be null", 400));
+      return;
+    }
+    // Real STS decodes the account from the key id; the stand-in answers the caller's (all its keys are in one account).
+    send(
+      ctx,
+      200,
+      { "content-type": "text/xml", "x-amzn-requestid": ctx.requestId },
+      `<GetAccessKeyInfoResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetAccessKeyInfoResult>` +
+        `<Account>${escapeXml(ctx.principal.accountId)}</Account></GetAccessKeyInfoResult>` +
+        `<ResponseMetadata><RequestId>${ctx.requestId}</RequestId></ResponseMetadata></GetAccessKeyInfoResponse>`,
     );
   }
 

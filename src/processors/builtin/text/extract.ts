@@ -1,0 +1,62 @@
+/**
+ * One extraction job, whatever the format: what the worker runs for each request, and what tests run in-process.
+ */
+import { isPermanentDocumentError, type DetectedType } from "../../types.js";
+import { extractDocx } from "./docx.js";
+import type { TextEncodingName } from "./encoding.js";
+import type { ExtractLimits, ExtractedText } from "./extracted.js";
+import { extractHtml } from "./html.js";
+import { extractPdf } from "./pdf.js";
+
+export type ExtractionKind = "pdf" | "docx" | "html";
+
+export interface ExtractionJob {
+  kind: ExtractionKind;
+  /** The whole document; transferred to the worker (the sender's copy is detached). */
+  data: Uint8Array;
+  /** For html. */
+  encoding?: TextEncodingName;
+  limits: ExtractLimits;
+  /** PDF.js's log level (1: warnings, which the worker collects). */
+  verbosity?: number;
+}
+
+export interface ExtractionRequest extends ExtractionJob {
+  id: number;
+}
+
+export type ExtractionReply =
+  | { id: number; ok: true; result: ExtractedText }
+  /** The document's fault: the same bytes fail the same way every time. */
+  | { id: number; ok: false; permanent: true; code: string; message: string; detectedType?: DetectedType }
+  /** Not known to be the document's fault (a bug, a missing module): worth a retry. */
+  | { id: number; ok: false; permanent: false; message: string };
+
+/** The worker's first message, once its parsers are loaded. */
+export interface WorkerReady {
+  ready: true;
+}
+
+export async function runExtraction(job: ExtractionJob): Promise<ExtractedText> {
+  switch (job.kind) {
+    case "pdf":
+      return extractPdf(job.data, job.limits, { verbosity: job.verbosity ?? 0 });
+    case "docx":
+      return extractDocx(job.data, job.limits);
+    case "html":
+      return extractHtml(job.data, job.encoding ?? "utf-8", job.limits);
+  }
+}
+
+/** The reply for a request, never throwing. */
+export async function reply(request: ExtractionRequest): Promise<ExtractionReply> {
+  try {
+    return { id: request.id, ok: true, result: await runExtraction(request) };
+  } catch (err) {
+    if (isPermanentDocumentError(err)) {
+      const { code, message, detectedType } = err;
+      return { id: request.id, ok: false, permanent: true, code, message, ...(detectedType === undefined ? {} : { detectedType }) };
+    }
+    return { id: request.id, ok: false, permanent: false, message: err instanceof Error ? err.message : String(err) };
+  }
+}
