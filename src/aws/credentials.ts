@@ -86,6 +86,27 @@ export function assertNoStaticCredentials(probe: StaticCredentialProbe): void {
   );
 }
 
+/** How soon after an IMDS failure the shared cache asks IMDS again (the SDK refreshes within 5 min of expiry). */
+export const RETRY_AFTER_REUSE_MS = 30_000;
+const SDK_REFRESH_WINDOW_MS = 300_000;
+
+/**
+ * During an IMDS outage the provider returns the previous credentials with an expiry 5-10 minutes out ("static
+ * stability"), so every cache would wait that long before asking IMDS again, even after IMDS is back and the keys
+ * have expired. Reused keys therefore get an expiry that makes the caches retry IMDS within RETRY_AFTER_REUSE_MS.
+ */
+export function capReusedExpiration(
+  creds: AwsCredentialIdentity,
+  lastKeyId: string | undefined,
+  now: number,
+): AwsCredentialIdentity {
+  const extended = (creds as { originalExpiration?: unknown }).originalExpiration !== undefined;
+  if (!extended && creds.accessKeyId !== lastKeyId) return creds;
+  const cap = now + SDK_REFRESH_WINDOW_MS + RETRY_AFTER_REUSE_MS;
+  if (creds.expiration === undefined || creds.expiration.getTime() <= cap) return creds;
+  return { ...creds, expiration: new Date(cap) };
+}
+
 export interface ImdsProviderOptions {
   timeoutMs: number;
   maxRetries: number;
@@ -113,7 +134,7 @@ export function createImdsCredentialProvider(options: ImdsProviderOptions): AwsC
   });
   let lastKeyId: string | undefined;
   const logged = async (): Promise<AwsCredentialIdentity> => {
-    const creds = await fetch();
+    const creds = capReusedExpiration(await fetch(), lastKeyId, Date.now());
     const fields = { expiration: creds.expiration?.toISOString(), accessKeyIdSuffix: creds.accessKeyId.slice(-4) };
     // During an IMDS outage the provider hands back the previous credentials with a later expiry (static
     // stability); that is not a new fetch, so it is not logged as one.

@@ -36,8 +36,8 @@ export function looksLikeText(sample: Uint8Array, complete: boolean): boolean {
   }
 }
 
-// The characters JavaScript's \s matches: what separates words, in any script.
-function isWhitespace(c: number): boolean {
+/** The characters JavaScript's \s matches: what separates words, in any script (shared with the text processor). */
+export function isWhitespace(c: number): boolean {
   return (
     (c >= 0x09 && c <= 0x0d) ||
     c === 0x20 ||

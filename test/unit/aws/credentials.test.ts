@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { assertNoStaticCredentials, findStaticCredentials, STATIC_CREDENTIAL_VARIABLES } from "../../../src/aws/credentials.js";
+import {
+  assertNoStaticCredentials,
+  capReusedExpiration,
+  findStaticCredentials,
+  RETRY_AFTER_REUSE_MS,
+  STATIC_CREDENTIAL_VARIABLES,
+} from "../../../src/aws/credentials.js";
 import { ExitCode, StaticCredentialsError } from "../../../src/errors.js";
 
 const noFiles = (): string | undefined => undefined;
@@ -49,5 +55,36 @@ describe("findStaticCredentials", () => {
     expect(err.message).toMatch(/vulnerability the role replaces/);
     expect(err.message).toMatch(/Fix: remove them/);
     expect(err.message).not.toContain("AKIAEXAMPLE");
+  });
+});
+
+describe("capReusedExpiration", () => {
+  const now = Date.parse("2026-11-29T12:00:00Z");
+  const creds = (accessKeyId: string, minutes: number, extra: object = {}) => ({
+    accessKeyId,
+    secretAccessKey: "s",
+    sessionToken: "t",
+    expiration: new Date(now + minutes * 60_000),
+    ...extra,
+  });
+
+  it("leaves fresh credentials alone", () => {
+    const c = creds("ASIANEW", 360);
+    expect(capReusedExpiration(c, "ASIAOLD", now)).toBe(c);
+  });
+
+  it("makes reused keys (static stability during an IMDS outage) due for a retry within 30 s", () => {
+    const capped = capReusedExpiration(creds("ASIAOLD", 8), "ASIAOLD", now);
+    expect(capped.expiration?.getTime()).toBe(now + 300_000 + RETRY_AFTER_REUSE_MS);
+  });
+
+  it("caps credentials the provider marked as extended, even on first sight", () => {
+    const capped = capReusedExpiration(creds("ASIAOLD", 9, { originalExpiration: new Date(now - 60_000) }), undefined, now);
+    expect(capped.expiration?.getTime()).toBe(now + 330_000);
+  });
+
+  it("never extends an expiry that is already sooner", () => {
+    const c = creds("ASIAOLD", 2);
+    expect(capReusedExpiration(c, "ASIAOLD", now)).toBe(c);
   });
 });

@@ -4,27 +4,12 @@
  * pair split between two pieces counts once.
  */
 
+import { isWhitespace } from "../metadata.js";
+
 export interface TextCounts {
   characters: number;
   words: number;
   lines: number;
-}
-
-// The characters JavaScript's \s matches (as the metadata processor counts words), in any script.
-function isWhitespace(c: number): boolean {
-  return (
-    (c >= 0x09 && c <= 0x0d) ||
-    c === 0x20 ||
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000 ||
-    c === 0xfeff
-  );
 }
 
 export class TextCounter {
