@@ -1,0 +1,21 @@
+// Every shell script the project ships or runs is shellcheck clean (issue 4's acceptance: `shellcheck scripts/*.sh`).
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { requireTool } from "../../helpers/tools.js";
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+
+describe("shell scripts", () => {
+  it("scripts/*.sh and .ci/run pass shellcheck", () => {
+    const shellcheck = requireTool("/usr/bin/shellcheck", "apt-get install shellcheck");
+    const scripts = readdirSync(join(ROOT, "scripts"))
+      .filter((n) => n.endsWith(".sh"))
+      .map((n) => join(ROOT, "scripts", n));
+    expect(scripts.length).toBeGreaterThanOrEqual(5);
+    const r = spawnSync(shellcheck, [...scripts, join(ROOT, ".ci", "run")], { encoding: "utf8" });
+    expect({ status: r.status, findings: r.stdout }).toEqual({ status: 0, findings: "" });
+  });
+});
