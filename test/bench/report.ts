@@ -1,0 +1,111 @@
+// The bench's results: the daemon's targets (to reach, not asserted) and the printed table. Pure functions.
+
+export interface ContenderResult {
+  name: string;
+  /** Distinct documents finished. */
+  documents: number;
+  /** "document" lines beyond the first per key (redeliveries). */
+  duplicates: number;
+  failures: number;
+  /** First ReceiveMessage to the last finished document (the shell loop: its whole run). */
+  seconds: number;
+  docsPerSecond: number;
+  mbPerSecond: number;
+  /** CPU (utime+stime) from READY to the last document, per document. */
+  cpuMsPerDoc: number | null;
+  /** CPU of the process over its whole life until the last document (startup included). */
+  cpuMsTotal: number | null;
+  /** Requests signed by the role, from the first receive to exit, per document. */
+  requestsPerDoc: number;
+  requestsByAction: Record<string, number>;
+  peakRssMb: number | null;
+  /** Process start to its "ready" line. */
+  readyMs: number | null;
+  pinned: boolean;
+  exit: number | string | null;
+}
+
+export interface TargetCheck {
+  target: string;
+  value: number | null;
+  limit: number;
+  met: boolean | null;
+  /** How far off, in the figure's unit and relative to the limit; "" when met. */
+  missedBy: string;
+}
+
+const DAEMON = "daemon";
+const RAW = "raw SDK loop";
+
+function check(target: string, value: number | null, limit: number, atMost: boolean, unit: string): TargetCheck {
+  if (value === null || !Number.isFinite(value)) return { target, value: null, limit, met: null, missedBy: "not measured" };
+  const met = atMost ? value <= limit : value >= limit;
+  const gap = Math.abs(value - limit);
+  return {
+    target,
+    value,
+    limit,
+    met,
+    missedBy: met ? "" : `${round(gap)}${unit} (${Math.round((gap / limit) * 100)}%)`,
+  };
+}
+
+/** The daemon's targets from issue 5, checked against this run's figures. */
+export function checkTargets(results: readonly ContenderResult[]): TargetCheck[] {
+  const daemon = results.find((r) => r.name === DAEMON);
+  const raw = results.find((r) => r.name === RAW);
+  const ratio = daemon && raw ? daemon.docsPerSecond / raw.docsPerSecond : null;
+  return [
+    check(">= 0.95x the raw loop's documents/s", ratio, 0.95, false, "x"),
+    check("<= 2.2 requests/document", daemon?.requestsPerDoc ?? null, 2.2, true, " req"),
+    check("peak RSS <= 96 MB", daemon?.peakRssMb ?? null, 96, true, " MB"),
+    check("<= 1 ms CPU per small document", daemon?.cpuMsPerDoc ?? null, 1, true, " ms"),
+    check("READY <= 0.8 s", daemon?.readyMs ?? null, 800, true, " ms"),
+  ];
+}
+
+function round(n: number): string {
+  return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2);
+}
+const fmt = (n: number | null, suffix = ""): string => (n === null || !Number.isFinite(n) ? "n/a" : `${round(n)}${suffix}`);
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
+}
+
+/** The table (one row per contender, ratios of each to every other queue consumer), then the targets. */
+export function formatReport(results: readonly ContenderResult[], targets: readonly TargetCheck[]): string {
+  const header = ["", "docs", "s", "docs/s", "MB/s", ...results.map((r) => `x ${r.name}`), "CPU ms/doc", "req/doc", "peak RSS MB", "READY ms", "dup"];
+  const rows = results.map((r) => [
+    r.name,
+    String(r.documents),
+    fmt(r.seconds),
+    fmt(r.docsPerSecond),
+    fmt(r.mbPerSecond),
+    ...results.map((o) => fmt(r.docsPerSecond / o.docsPerSecond, "x")),
+    fmt(r.cpuMsPerDoc),
+    fmt(r.requestsPerDoc),
+    fmt(r.peakRssMb),
+    fmt(r.readyMs),
+    String(r.duplicates),
+  ]);
+  const breakdown = results.map(
+    (r) => `  ${r.name}: ${Object.entries(r.requestsByAction).map(([a, n]) => `${a}=${(n / r.documents).toFixed(2)}`).join(" ")}`,
+  );
+  const targetLines = targets.map((t) => {
+    const mark = t.met === null ? "?" : t.met ? "✓" : "✗";
+    const value = t.value === null ? "n/a" : round(t.value);
+    return `  ${mark} ${t.target.padEnd(38)} measured ${value}${t.met === false ? `, missed by ${t.missedBy}` : t.met === null ? " (not measured)" : ""}`;
+  });
+  return [
+    table([header, ...rows]),
+    "",
+    "IAM checks per document, by action (role sessions, first receive to exit):",
+    ...breakdown,
+    "",
+    "daemon targets (to reach, not asserted):",
+    ...targetLines,
+    "",
+  ].join("\n");
+}
