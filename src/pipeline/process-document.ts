@@ -13,10 +13,12 @@ import { awsErrorInfo, ErrorCode, errorMessage } from "../errors.js";
 import {
   ERROR_RECORD_SUFFIX,
   isPermanentDocumentError,
+  sourceLineage,
   type DetectedType,
   type Processor,
   type ProcessorLogger,
   type ProcessorOutput,
+  type SourceLineage,
   type SourceObjectInfo,
 } from "../processors/types.js";
 import type { DocumentRef } from "../queue/records.js";
@@ -55,7 +57,7 @@ export interface ErrorRecord {
   code: string;
   reason: string;
   detectedType?: DetectedType;
-  source: { bucket: string; key: string; eTag: string; size: number; contentType?: string };
+  source: SourceLineage;
   /** The processor that refused the document (the first one, when several did). */
   processor: { name: string; version: string };
   /** Further refusals by other processors of the chain. */
@@ -77,13 +79,7 @@ export function errorRecord(
     code: first.code,
     reason: first.reason,
     ...(first.detectedType === undefined ? {} : { detectedType: first.detectedType }),
-    source: {
-      bucket: source.bucket,
-      key: source.key,
-      eTag: source.eTag,
-      size: source.size,
-      ...(source.contentType === undefined ? {} : { contentType: source.contentType }),
-    },
+    source: sourceLineage(source),
     processor: first.processor,
     ...(others.length === 0 ? {} : { others }),
     outputs: [...outputs],

@@ -23,6 +23,19 @@ export interface SourceObjectInfo {
   lastModified?: Date;
 }
 
+/** The source as recorded in every output and error record. */
+export type SourceLineage = Omit<SourceObjectInfo, "lastModified">;
+
+export function sourceLineage(source: SourceObjectInfo): SourceLineage {
+  return {
+    bucket: source.bucket,
+    key: source.key,
+    eTag: source.eTag,
+    size: source.size,
+    ...(source.contentType === undefined ? {} : { contentType: source.contentType }),
+  };
+}
+
 /** A minimal structured logger (pino's child loggers satisfy it). */
 export interface ProcessorLogger {
   debug(obj: object, msg?: string): void;

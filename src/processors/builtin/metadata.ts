@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { fileTypeFromBuffer } from "file-type";
-import type { Processor, ProcessorContext, ProcessorOutput } from "../types.js";
+import { sourceLineage, type Processor, type ProcessorContext, type ProcessorOutput, type SourceLineage } from "../types.js";
 
 export const METADATA_PROCESSOR_NAME = "metadata";
 export const METADATA_PROCESSOR_VERSION = "1.0.0";
@@ -14,7 +14,7 @@ export const METADATA_PROCESSOR_VERSION = "1.0.0";
 export const SNIFF_BYTES = 4100;
 
 export interface MetadataDocument {
-  source: { bucket: string; key: string; eTag: string; size: number; contentType?: string };
+  source: SourceLineage;
   sha256: string;
   bytes: number;
   detectedType: { mime: string; ext?: string };
@@ -145,13 +145,7 @@ async function describe(ctx: ProcessorContext): Promise<MetadataDocument> {
   const head = sample.subarray(0, sampled);
   isText ??= looksLikeText(head, true);
   const doc: MetadataDocument = {
-    source: {
-      bucket: source.bucket,
-      key: source.key,
-      eTag: source.eTag,
-      size: source.size,
-      ...(source.contentType === undefined ? {} : { contentType: source.contentType }),
-    },
+    source: sourceLineage(source),
     sha256: hash.digest("hex"),
     bytes,
     detectedType: await sniff(head, isText),

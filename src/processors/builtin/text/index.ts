@@ -20,6 +20,7 @@ import {
   type Processor,
   type ProcessorContext,
   type ProcessorOutput,
+  type SourceLineage,
   type SourceObjectInfo,
 } from "../../types.js";
 import { detectDocument, type Detection } from "./detect.js";
@@ -68,7 +69,7 @@ export const TEXT_PROCESSOR_DEFAULTS: Readonly<Omit<TextProcessorOptions, "worke
 
 /** The body of `<key>.text.json`. */
 export interface TextRecord {
-  source: { bucket: string; key: string; eTag: string; size: number; contentType?: string };
+  source: SourceLineage;
   detectedType: DetectedType & { encoding?: string };
   /** PDF only; null for formats without pages. */
   pages: number | null;
