@@ -3,6 +3,7 @@
 // "ready…" marks READY, "document" lines mark finished documents (the bench clock, not the child's, times them).
 import { spawn, type ChildProcess } from "node:child_process";
 import { performance } from "node:perf_hooks";
+import { onJsonLines } from "../local/daemon-process.js";
 import { taskset } from "./proc.js";
 
 export type LogLine = Record<string, unknown> & { msg?: string };
@@ -44,30 +45,15 @@ export function startContender(options: ContenderOptions): Contender {
   const seen: { line: LogLine; at: number }[] = [];
   const waiters = new Set<{ predicate: (l: LogLine) => boolean; resolve: (v: { line: LogLine; at: number }) => void }>();
   let stderr = "";
-  let partial = "";
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (chunk: string) => {
-    const at = performance.now();
-    partial += chunk;
-    const lines = partial.split("\n");
-    partial = lines.pop() ?? "";
-    for (const text of lines) {
-      if (!text.startsWith("{")) continue;
-      let line: LogLine;
-      try {
-        line = JSON.parse(text) as LogLine;
-      } catch {
-        continue;
-      }
-      const entry = { line, at };
-      // Only lines someone may still wait for are kept: the document lines go to onLog.
-      if (line.msg !== "document") seen.push(entry);
-      options.onLog?.(line, at);
-      for (const w of waiters) {
-        if (w.predicate(line)) {
-          waiters.delete(w);
-          w.resolve(entry);
-        }
+  onJsonLines(child.stdout, (line) => {
+    const entry = { line, at: performance.now() };
+    // Only lines someone may still wait for are kept: the document lines go to onLog.
+    if (line.msg !== "document") seen.push(entry);
+    options.onLog?.(line, entry.at);
+    for (const w of waiters) {
+      if (w.predicate(line)) {
+        waiters.delete(w);
+        w.resolve(entry);
       }
     }
   });

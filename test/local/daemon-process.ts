@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 
 export const DAEMON_CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
@@ -53,27 +54,13 @@ export function startDaemonProcess(options: StartDaemonOptions): DaemonProcess {
   const logs: LogLine[] = [];
   const waiters = new Set<{ predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   let stderr = "";
-  let partial = "";
-  child.stdout?.setEncoding("utf8");
-  child.stdout?.on("data", (chunk: string) => {
-    partial += chunk;
-    const lines = partial.split("\n");
-    partial = lines.pop() ?? "";
-    for (const text of lines) {
-      if (!text.startsWith("{")) continue;
-      let line: LogLine;
-      try {
-        line = JSON.parse(text) as LogLine;
-      } catch {
-        continue;
-      }
-      logs.push(line);
-      options.onLog?.(line);
-      for (const w of waiters) {
-        if (w.predicate(line)) {
-          waiters.delete(w);
-          w.resolve(line);
-        }
+  onJsonLines(child.stdout, (line) => {
+    logs.push(line);
+    options.onLog?.(line);
+    for (const w of waiters) {
+      if (w.predicate(line)) {
+        waiters.delete(w);
+        w.resolve(line);
       }
     }
   });
@@ -129,6 +116,27 @@ export function startDaemonProcess(options: StartDaemonOptions): DaemonProcess {
       child.kill("SIGKILL");
     },
   };
+}
+
+/** Calls `onLine` with each JSON log line of `stream` (the daemon's stdout); other output is skipped. */
+export function onJsonLines(stream: Readable | null, onLine: (line: LogLine) => void): void {
+  let partial = "";
+  stream?.setEncoding("utf8");
+  stream?.on("data", (chunk: string) => {
+    partial += chunk;
+    const lines = partial.split("\n");
+    partial = lines.pop() ?? "";
+    for (const text of lines) {
+      if (!text.startsWith("{")) continue;
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        continue;
+      }
+      onLine(line);
+    }
+  });
 }
 
 /** The daemon's "document" log lines: one per document outcome. */

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { fileTypeFromBuffer } from "file-type";
 import {
   PermanentDocumentError,
+  sourceLineage,
   type DetectedType,
   type Processor,
   type ProcessorContext,
@@ -93,16 +94,6 @@ export type TextProcessor = Processor & {
   close(): Promise<void>;
 };
 
-function sourceOf(source: SourceObjectInfo): TextRecord["source"] {
-  return {
-    bucket: source.bucket,
-    key: source.key,
-    eTag: source.eTag,
-    size: source.size,
-    ...(source.contentType === undefined ? {} : { contentType: source.contentType }),
-  };
-}
-
 function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
@@ -155,7 +146,7 @@ function recordOf(
   warnings: string[],
 ): TextRecord {
   return {
-    source: sourceOf(source),
+    source: sourceLineage(source),
     detectedType: {
       ...detection.type,
       ...(detection.encoding === undefined ? {} : { encoding: detection.encoding }),
