@@ -33,7 +33,7 @@ import { classifyS3, deleteObjectsKeys, type S3Check, type S3Operation } from ".
 import { headerMap, parseAuthorization, parseQuery, verifySigV4 } from "./sigv4.js";
 import { QueueTranslator, sqsAuthorization } from "./sqs.js";
 import { jsonToQueryXml, parseForm, queryToJson } from "./sqs-query.js";
-import { readAll, type Upstream } from "./upstream.js";
+import { readAll, type SqsCallResult, type Upstream } from "./upstream.js";
 import { escapeXml, firstTag } from "./xml.js";
 
 export type DecisionOutcome = "allow" | "explicit-deny" | "implicit-deny" | "unauthenticated";
@@ -65,7 +65,19 @@ export interface GatewayCounters {
   events: number;
   /** Unexpected gateway errors answered with 500. */
   internalErrors: number;
+  /**
+   * Messages made visible again because the ReceiveMessage that took them upstream had lost its caller (a long poll
+   * whose client disconnected): fauxqs cannot tell, and would otherwise hide them for the visibility timeout.
+   */
+  abandonedReceivesReleased: number;
+  /** Now (not reset): ReceiveMessage calls forwarded to fauxqs whose answer is not yet sent or released. */
+  receivesOpen: number;
+  /** Now (not reset): of `receivesOpen`, those whose caller has gone; their messages will be released. */
+  receivesAbandoned: number;
 }
+
+/** The gauges of GatewayCounters, read from live state rather than counted. */
+type Gauges = "receivesOpen" | "receivesAbandoned";
 
 export interface GatewayOptions {
   identities: Identities;
@@ -115,7 +127,7 @@ interface Context {
   rawQuery: string;
   headers: Map<string, string>;
   payload: Buffer;
-  /** Aborted when the caller goes away, so a long poll upstream ends too. */
+  /** Aborted when the caller goes away (or the gateway closes), so upstream work for it ends too. */
   signal: AbortSignal;
 }
 
@@ -138,7 +150,7 @@ const NOT_FORWARDED = new Set([
 ]);
 const NOT_RETURNED = new Set(["connection", "keep-alive", "transfer-encoding", "date", "x-amz-request-id", "x-amz-id-2"]);
 
-const newCounters = (): GatewayCounters => ({
+const newCounters = (): Omit<GatewayCounters, Gauges> => ({
   requests: 0,
   denied: 0,
   authFailures: 0,
@@ -146,6 +158,7 @@ const newCounters = (): GatewayCounters => ({
   deniedByAction: {},
   events: 0,
   internalErrors: 0,
+  abandonedReceivesReleased: 0,
 });
 
 class BodyTooLarge extends Error {}
@@ -223,6 +236,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let url = "";
   // Requests still running (long polls), aborted by close() so nothing upstream outlives the gateway.
   const inFlight = new Set<AbortController>();
+  // ReceiveMessage calls waiting on fauxqs, with their caller's signal (aborted once the caller has gone).
+  const openReceives = new Set<AbortSignal>();
   let closing = false;
   const translator = new QueueTranslator({ region, accountId, gatewayBase: () => url, upstreamBase: upstream.queueUrlBase });
 
@@ -483,6 +498,48 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return new AwsError(code, message, result.status, queryCode);
   }
 
+  /**
+   * Forwards a ReceiveMessage that is not abandoned when its caller disconnects: fauxqs keeps a long poll open after
+   * its connection is gone and would hand the next messages to it, hidden for the visibility timeout from the next
+   * consumer. So the poll runs to its end, and if the caller has left by then, whatever it took is made visible again
+   * (undefined: nobody to answer). Only close() cuts it short.
+   */
+  async function receiveOutlivingCaller(ctx: Context, upstreamInput: Record<string, unknown>): Promise<SqsCallResult | undefined> {
+    if (ctx.signal.aborted) return undefined;
+    const detached = new AbortController();
+    inFlight.add(detached);
+    openReceives.add(ctx.signal);
+    try {
+      const result = await upstream.sqs("ReceiveMessage", upstreamInput, detached.signal);
+      if (!ctx.signal.aborted) return result;
+      if (!closing) await releaseMessages(upstreamInput["QueueUrl"], result, detached.signal);
+      return undefined;
+    } finally {
+      inFlight.delete(detached);
+      openReceives.delete(ctx.signal);
+    }
+  }
+
+  /** Visibility 0 for every message of an upstream ReceiveMessage answer, so the next consumer gets them now. */
+  async function releaseMessages(queueUrl: unknown, received: SqsCallResult, signal: AbortSignal): Promise<void> {
+    const messages = received.status === 200 && Array.isArray(received.json["Messages"]) ? (received.json["Messages"] as unknown[]) : [];
+    const handles = messages
+      .map((m) => (typeof m === "object" && m !== null ? (m as Record<string, unknown>)["ReceiptHandle"] : undefined))
+      .filter((h): h is string => typeof h === "string");
+    if (handles.length === 0) return;
+    // ApproximateReceiveCount keeps the dead poll's receive, as SQS counts a delivery nobody processed.
+    const changed = await upstream.sqs(
+      "ChangeMessageVisibilityBatch",
+      { QueueUrl: queueUrl, Entries: handles.map((handle, i) => ({ Id: String(i), ReceiptHandle: handle, VisibilityTimeout: 0 })) },
+      signal,
+    );
+    const successful = Array.isArray(changed.json["Successful"]) ? changed.json["Successful"].length : 0;
+    counters.abandonedReceivesReleased += successful;
+    if (changed.status !== 200 || successful !== handles.length) {
+      throw new Error(`releasing the messages of an abandoned ReceiveMessage failed: ${JSON.stringify(changed.json)}`);
+    }
+  }
+
   async function handleSqs(ctx: Context): Promise<void> {
     let input: Record<string, unknown>;
     if (ctx.protocol === "sqs-json") {
@@ -509,7 +566,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const fault = decideFault(ctx);
     if (await applyFault(ctx, fault, "before")) return;
 
-    const result = await upstream.sqs(ctx.operation, translator.toUpstream(input), ctx.signal);
+    const upstreamInput = translator.toUpstream(input);
+    const result =
+      ctx.operation === "ReceiveMessage"
+        ? await receiveOutlivingCaller(ctx, upstreamInput)
+        : await upstream.sqs(ctx.operation, upstreamInput, ctx.signal);
+    if (result === undefined) return;
     if (await applyFault(ctx, fault, "after")) return;
     if (result.status < 200 || result.status >= 300) {
       sendError(ctx, ctx.protocol, upstreamSqsError(result));
@@ -740,7 +802,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     faults,
     translator,
     decisions,
-    counters: () => structuredClone(counters),
+    counters: () => ({
+      ...structuredClone(counters),
+      receivesOpen: openReceives.size,
+      receivesAbandoned: [...openReceives].filter((signal) => signal.aborted).length,
+    }),
     resetCounters() {
       counters = newCounters();
       decisions.length = 0;
