@@ -11,8 +11,6 @@
 // and the targets (to reach, not asserted), saves JSON (default bench-results/latest.json), then runs pdf-bench.ts.
 // Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf.
 // Not measured yet: the 8 x 256 MiB streaming workload and the text-processor mix (issue 5).
-import { PutObjectCommand } from "@aws-sdk/client-s3";
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -21,10 +19,11 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DAEMON_CLI } from "../local/daemon-process.js";
-import { startStandIn, type StandIn } from "../local/stand-in.js";
-import { startContender, type Contender, type LogLine } from "./contender.js";
-import { cpuMs, peakRssBytes, pin, taskset, ticksToMs } from "./proc.js";
+import type { StandIn } from "../local/stand-in.js";
+import { startContender } from "./contender.js";
+import { taskset, ticksToMs } from "./proc.js";
 import { checkTargets, formatReport, type ContenderResult } from "./report.js";
+import { contenderEnv, daemonConfigFile, makeDocuments, runConsumer, say, startMeasuredStandIn, type Measured, type MeasuredStandIn } from "./workload.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const PEER_WORKER = fileURLToPath(new URL("./peer-worker.ts", import.meta.url));
@@ -52,174 +51,6 @@ for (const [name, n] of [["docs", docCount], ["shell-docs", shellCount], ["concu
     process.exit(64);
   }
 }
-const say = (text: string): void => void process.stderr.write(`${text}\n`);
-
-/** Every request the gateway authenticated as a role session, with the bench time it arrived at. */
-interface RoleRequest {
-  at: number;
-}
-/** Authorization checks of role sessions (action per request), for the first-receive time and the breakdown. */
-interface RoleCheck {
-  at: number;
-  action: string;
-}
-
-function documents(): { key: string; body: Buffer }[] {
-  return Array.from({ length: docCount }, (_, i) => {
-    const line = `document ${i} of the bench: the quick brown fox jumps over the lazy dog. `;
-    const body = Buffer.alloc(DOC_BYTES, line);
-    return { key: `bench/doc-${String(i).padStart(5, "0")}.txt`, body };
-  });
-}
-
-async function upload(standIn: StandIn, docs: { key: string; body: Buffer }[]): Promise<void> {
-  const s3 = standIn.clients.uploader.s3;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < docs.length) {
-      const doc = docs[next++]!;
-      await s3.send(new PutObjectCommand({ Bucket: standIn.config.sourceBucket, Key: doc.key, Body: doc.body }));
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
-}
-
-/** Empties the queue as admin (the TestEvent, leftovers of the previous contender) so each starts from the same state. */
-async function drainQueue(standIn: StandIn): Promise<number> {
-  const sqs = standIn.clients.admin.sqs;
-  let drained = 0;
-  for (let empty = 0; empty < 2; ) {
-    const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: standIn.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-    const messages = out.Messages ?? [];
-    if (messages.length === 0) {
-      empty++;
-      continue;
-    }
-    drained += messages.length;
-    await sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: standIn.queue.url,
-        Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-      }),
-    );
-  }
-  return drained;
-}
-
-const SENTINEL = '{"bench":"sentinel"}';
-
-/**
- * Soaks up long polls a stopped contender left behind: the gateway keeps forwarding a poll whose client is gone, and
- * the emulator would hand the next uploads' messages to it (hidden for a visibility timeout, stalling the next
- * contender). Sentinel messages are sent until all of a batch can be received back, i.e. no poll is left to take them.
- * Sentinels taken by an orphan come back after its visibility timeout; contenders drop them as non-S3 messages.
- */
-async function absorbOrphanPolls(standIn: StandIn): Promise<number> {
-  const sqs = standIn.clients.admin.sqs;
-  let absorbed = 0;
-  for (let round = 0; round < 50; round++) {
-    await sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl: standIn.queue.url,
-        Entries: Array.from({ length: 10 }, (_, i) => ({ Id: String(i), MessageBody: SENTINEL })),
-      }),
-    );
-    const back = await drainQueue(standIn);
-    if (back >= 10) return absorbed;
-    absorbed += 10 - back;
-  }
-  throw new Error("long polls of a stopped contender are still taking messages after 50 rounds");
-}
-
-interface Measured {
-  requests: RoleRequest[];
-  checks: RoleCheck[];
-}
-
-/** Runs one queue consumer over the uploaded documents until each has a finished "document" line. */
-async function runConsumer(
-  name: string,
-  standIn: StandIn,
-  measured: Measured,
-  docs: { key: string; body: Buffer }[],
-  start: (onLog: (line: LogLine, at: number) => void) => Contender,
-): Promise<ContenderResult & { bytesOutPerDoc: number }> {
-  await drainQueue(standIn);
-  const absorbed = await absorbOrphanPolls(standIn);
-  if (absorbed > 0) say(`  (${absorbed} sentinel messages absorbed by long polls left by the previous contender)`);
-  await upload(standIn, docs);
-  const wanted = new Set(docs.map((d) => d.key));
-  const finished = new Map<string, number>();
-  let documentLines = 0;
-  let bytesOut = 0;
-  let failures = 0;
-  let lastAt = 0;
-  let allDone: () => void = () => {};
-  const done = new Promise<void>((r) => (allDone = r));
-  const contender = start((line, at) => {
-    if (line.msg !== "document") return;
-    documentLines++;
-    const key = String(line["key"]);
-    if (line["outcome"] !== "done") {
-      failures++;
-      return;
-    }
-    if (!wanted.has(key) || finished.has(key)) return;
-    finished.set(key, at);
-    bytesOut += Number(line["bytesOut"] ?? 0);
-    lastAt = at;
-    if (finished.size === wanted.size) allDone();
-  });
-  const since = contender.startedAt;
-  const timeoutMs = 60_000 + docCount * 50;
-  try {
-    const ready = await contender.waitFor((l) => typeof l.msg === "string" && l.msg.startsWith("ready"), 60_000);
-    const cpuAtReady = cpuMs(contender.pid);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      done,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${name}: ${finished.size} of ${wanted.size} documents in ${timeoutMs} ms`)), timeoutMs);
-      }),
-      contender.exited.then(({ code, signal }) => {
-        throw new Error(`${name} exited (${code ?? signal}) after ${finished.size} documents; stderr:\n${contender.stderr()}`);
-      }),
-    ]).finally(() => clearTimeout(timer));
-    const cpuAtEnd = cpuMs(contender.pid);
-    const rss = peakRssBytes(contender.pid);
-    const exit = await contender.stop();
-    const exitedAt = performance.now();
-    const firstReceive = measured.checks.find((c) => c.at >= since && c.action === "sqs:ReceiveMessage")?.at ?? ready.at;
-    const requests = measured.requests.filter((r) => r.at >= firstReceive && r.at <= exitedAt).length;
-    const byAction: Record<string, number> = {};
-    for (const c of measured.checks) {
-      if (c.at >= firstReceive && c.at <= exitedAt) byAction[c.action] = (byAction[c.action] ?? 0) + 1;
-    }
-    const seconds = (lastAt - firstReceive) / 1000;
-    return {
-      name,
-      documents: finished.size,
-      duplicates: documentLines - finished.size - failures,
-      failures,
-      seconds,
-      docsPerSecond: finished.size / seconds,
-      mbPerSecond: (finished.size * DOC_BYTES) / 1e6 / seconds,
-      cpuMsPerDoc: cpuAtReady !== undefined && cpuAtEnd !== undefined ? (cpuAtEnd - cpuAtReady) / finished.size : null,
-      cpuMsTotal: cpuAtEnd ?? null,
-      requestsPerDoc: requests / finished.size,
-      requestsByAction: byAction,
-      peakRssMb: rss !== undefined ? rss / (1024 * 1024) : null,
-      readyMs: ready.at - contender.startedAt,
-      pinned: contender.pinned,
-      exit: exit.code ?? exit.signal,
-      bytesOutPerDoc: bytesOut / finished.size,
-    };
-  } catch (err) {
-    await contender.stop(5_000);
-    throw err;
-  }
-}
-
 /** The seed's by-hand loop on a sample of the uploaded objects: two AWS CLI runs per document. */
 async function runShell(standIn: StandIn, measured: Measured, keys: string[]): Promise<ContenderResult | null> {
   const aws = "/usr/bin/aws";
@@ -308,43 +139,22 @@ async function main(): Promise<number> {
     return 1;
   }
   // The stand-in (this process) on core 1, the contender on core 0: they do not compete for the measured core.
-  const standInPinned = cpus().length >= 2 && pin(process.pid, "1");
-  const measured: Measured = { requests: [], checks: [] };
-  const standIn = await startStandIn({
-    logger: (entry) => {
-      if (entry.principal.includes(":assumed-role/")) measured.checks.push({ at: performance.now(), action: entry.action });
-    },
-  });
-  // One entry per signed request (the stand-in's own lookup wrapper counts keys, not time): role sessions only.
-  const lookup = standIn.identities.lookup.bind(standIn.identities);
-  standIn.identities.lookup = (accessKeyId: string) => {
-    const record = lookup(accessKeyId);
-    if (record?.principal.kind === "assumed-role") measured.requests.push({ at: performance.now() });
-    return record;
-  };
+  const bench: MeasuredStandIn = await startMeasuredStandIn();
+  const { standIn, measured, standInPinned } = bench;
   const results: ContenderResult[] = [];
   try {
-    const docs = documents();
+    const docs = makeDocuments(docCount, DOC_BYTES);
     const cpuCount = cpus().length;
     say(
       `bench: ${docCount} documents of ${DOC_BYTES} B, concurrency ${concurrency}, ` +
         `${taskset() !== null ? "contenders on core 0" : "no taskset: contenders unpinned"}` +
         `${standInPinned ? ", stand-in on core 1" : ""}, ${cpuCount} CPUs (${cpus()[0]?.model ?? "?"}), Node ${process.version}`,
     );
-    const childEnv = {
-      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-      HOME: mkdtempSync(join(tmpdir(), "dp-bench-home-")),
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-      ...standIn.env,
-    };
+    const childEnv = contenderEnv(standIn);
 
     say("daemon…");
-    const configPath = join(mkdtempSync(join(tmpdir(), "dp-bench-")), "config.json");
-    writeFileSync(
-      configPath,
-      JSON.stringify({ ...standIn.config, processor: "metadata", concurrency, drainTimeoutSeconds: 10, logLevel: "info" }),
-    );
-    const daemon = await runConsumer("daemon", standIn, measured, docs, (onLog) =>
+    const configPath = daemonConfigFile(standIn, { processor: "metadata", concurrency });
+    const daemon = await runConsumer("daemon", bench, docs, (onLog) =>
       startContender({ args: [DAEMON_CLI, "run", "--config", configPath], nodeFlags: [HEAP_FLAG], env: childEnv, onLog }),
     );
     results.push(daemon);
@@ -360,7 +170,7 @@ async function main(): Promise<number> {
     for (const mode of ["raw", "sqs-consumer"] as const) {
       say(`${mode}…`);
       results.push(
-        await runConsumer(mode === "raw" ? "raw SDK loop" : "sqs-consumer", standIn, measured, docs, (onLog) =>
+        await runConsumer(mode === "raw" ? "raw SDK loop" : "sqs-consumer", bench, docs, (onLog) =>
           startContender({ args: [PEER_WORKER, mode, job], nodeFlags: [HEAP_FLAG, "--import", "tsx"], env: { ...childEnv }, onLog }),
         ),
       );
