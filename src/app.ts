@@ -128,6 +128,7 @@ export function startDaemon(prepared: Prepared, log: Logger, onEvent?: (event: C
   const metrics = new Metrics();
   const pipeline = createPipeline({
     concurrency: config.concurrency,
+    prefetch: config.prefetch,
     maxInFlightBytes: config.maxInFlightBytes,
     run: createInstrumentedRunner(prepared, log, metrics),
   });

@@ -63,6 +63,11 @@ export const configSchema = z.strictObject({
   concurrency: int(1, 64)
     .default(4)
     .describe("Documents processed at once. 4 suits a t2.micro: the work waits on S3 far more than on the CPU."),
+  prefetch: int(0, 100)
+    .default(10)
+    .describe(
+      "Documents received ahead of a free slot, so that each ReceiveMessage can ask for a full batch of 10 (kept invisible by the heartbeat while they wait). 0 receives only what can start at once: best for long documents on a fleet, where a waiting message could have started on another instance.",
+    ),
   maxInFlightBytes: int(1 * MiB, 16 * GiB)
     .default(256 * MiB)
     .describe("Sum of object sizes being processed at once; one larger object still runs alone."),

@@ -1,6 +1,6 @@
 /**
- * Scheduling of documents: at most `concurrency` run at once (p-queue), and the sizes of the documents in flight stay
- * within `maxInFlightBytes`. Admission is first in, first out: a document that does not fit yet holds back the ones
+ * Scheduling of documents: at most `concurrency` run at once (p-queue), up to `prefetch` more wait for a slot (so the
+ * consumer can receive full batches), and the sizes of the documents in flight stay within `maxInFlightBytes`. Admission is first in, first out: a document that does not fit yet holds back the ones
  * behind it, so a large one is never starved by a stream of small ones. A document larger than the whole budget is
  * admitted only when nothing else is, and then runs alone.
  */
@@ -15,6 +15,8 @@ const MiB = 1024 * 1024;
 export interface PipelineOptions {
   /** Documents running at once. */
   concurrency: number;
+  /** Documents that may wait for a slot beyond `concurrency`. @default 0 */
+  prefetch?: number;
   /** Budget for the sum of the sizes of documents in flight (queued or running). */
   maxInFlightBytes: number;
   /** Processes one document; should not reject (a rejection becomes a retry Outcome with code INTERNAL). */
@@ -41,6 +43,7 @@ const abortedOutcome = (where: string): Outcome => ({
 class BudgetedPipeline implements DocumentPipeline {
   readonly #queue: PQueue;
   readonly #concurrency: number;
+  readonly #capacity: number;
   readonly #maxBytes: number;
   readonly #unknownSize: number;
   readonly #run: PipelineOptions["run"];
@@ -52,7 +55,7 @@ class BudgetedPipeline implements DocumentPipeline {
   /** Submitted and not settled (gate + admitted). */
   #inFlight = 0;
   #inFlightBytes = 0;
-  readonly #roomWaiters = new Set<() => void>();
+  readonly #roomWaiters = new Set<{ atLeast: number; wake: () => void }>();
   readonly #idleWaiters = new Set<() => void>();
 
   constructor(opts: PipelineOptions) {
@@ -61,6 +64,7 @@ class BudgetedPipeline implements DocumentPipeline {
     }
     this.#queue = new PQueue({ concurrency: opts.concurrency });
     this.#concurrency = opts.concurrency;
+    this.#capacity = opts.concurrency + (opts.prefetch ?? 0);
     this.#maxBytes = opts.maxInFlightBytes;
     this.#unknownSize = opts.unknownSizeBytes ?? MiB;
     this.#run = opts.run;
@@ -70,21 +74,35 @@ class BudgetedPipeline implements DocumentPipeline {
     return this.#inFlight;
   }
 
+  get capacity(): number {
+    return this.#capacity;
+  }
+
   freeSlots(): number {
     if (this.#inFlightBytes >= this.#maxBytes) return 0;
+    return Math.max(0, this.#capacity - this.#inFlight);
+  }
+
+  idleWorkers(): number {
     return Math.max(0, this.#concurrency - this.#inFlight);
   }
 
-  waitForRoom(signal: AbortSignal): Promise<void> {
-    if (signal.aborted || this.freeSlots() > 0) return Promise.resolve();
+  #hasRoom(atLeast: number): boolean {
+    const free = this.freeSlots();
+    return free >= atLeast || (free > 0 && this.idleWorkers() > 0);
+  }
+
+  waitForRoom(signal: AbortSignal, atLeast = 1): Promise<void> {
+    if (signal.aborted || this.#hasRoom(atLeast)) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         signal.removeEventListener("abort", done);
-        this.#roomWaiters.delete(done);
+        this.#roomWaiters.delete(waiter);
         resolve();
       };
+      const waiter = { atLeast, wake: done };
       signal.addEventListener("abort", done, { once: true });
-      this.#roomWaiters.add(done);
+      this.#roomWaiters.add(waiter);
     });
   }
 
@@ -123,6 +141,7 @@ class BudgetedPipeline implements DocumentPipeline {
     // Aborted while queued for a slot: nothing has started, nothing to clean up.
     if (ctx.signal.aborted) return abortedOutcome("while waiting for a slot");
     try {
+      ctx.onStart?.();
       return await this.#run(doc, ctx);
     } catch (err) {
       return { status: "retry", code: ErrorCode.internal, reason: `unexpected error: ${errorMessage(err)}` };
@@ -175,7 +194,7 @@ class BudgetedPipeline implements DocumentPipeline {
   }
 
   #notify(): void {
-    if (this.freeSlots() > 0) for (const wake of [...this.#roomWaiters]) wake();
+    for (const waiter of [...this.#roomWaiters]) if (this.#hasRoom(waiter.atLeast)) waiter.wake();
     if (this.#inFlight === 0) {
       const idle = [...this.#idleWaiters];
       this.#idleWaiters.clear();

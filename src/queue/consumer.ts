@@ -1,7 +1,8 @@
 /**
- * The SQS consumer: receives only as many messages as the pipeline can start, keeps running messages invisible with
- * a visibility heartbeat (hard-capped), deletes acknowledged messages in batches, backs off failed ones by their
- * receive count, and on stop aborts the long poll, drains, and releases what it could not finish.
+ * The SQS consumer: receives full batches as the pipeline's room allows (running plus a few waiting for a slot), keeps
+ * held messages invisible with a visibility heartbeat (hard-capped from when processing starts), deletes acknowledged
+ * messages in batches, backs off failed ones by their receive count, and on stop aborts the long poll, releases the
+ * messages that never started at once, drains the rest, and releases what it could not finish.
  *
  * SQS calls used, all inside the role's policy: ReceiveMessage, DeleteMessage(Batch), ChangeMessageVisibility(Batch).
  */
@@ -40,7 +41,12 @@ const HEARTBEAT_COALESCE_MS = 1_000;
 const SPURIOUS_WAKE_DELAY_MS = 100;
 /** After a failed (non-fatal) extension, try again after at most this long rather than a full interval. */
 const HEARTBEAT_RETRY_MS = 5_000;
-export const DEFAULT_DELETE_LINGER_MS = 50;
+/**
+ * How long an acknowledged message waits for nine others to share its DeleteMessageBatch. Long enough to fill
+ * batches at tens of documents per second; short against any visibility timeout (>= 10 s, at least half of it left when
+ * a message settles), so waiting adds no redelivery risk beyond a crash in that window (the output is idempotent).
+ */
+export const DEFAULT_DELETE_LINGER_MS = 500;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 /** At the drain deadline, how long aborted documents get to settle before their messages are released anyway. */
 export const DEFAULT_ABORT_GRACE_MS = 2_000;
@@ -54,11 +60,11 @@ export interface ConsumerOptions {
   log: Logger;
   /** Requested on ReceiveMessage, and the value each heartbeat extends to. */
   visibilityTimeoutSeconds: number;
-  /** Heartbeat hard cap per message, counted from receive; then the message's documents are aborted. */
+  /** Heartbeat hard cap per message, counted from when its first document starts; then its documents are aborted. */
   maxProcessingSeconds: number;
   /** Long-poll wait (1..20). */
   waitTimeSeconds: number;
-  /** How long a delete waits for others to share its DeleteMessageBatch. Default 50 ms. */
+  /** How long a delete waits for others to share its DeleteMessageBatch. Default 500 ms. */
   deleteBatchLingerMs?: number;
   /** At the drain deadline, how long aborted documents get to settle before release. Default 2,000 ms. */
   abortGraceMs?: number;
@@ -118,7 +124,8 @@ type ConsumerState =
   | { kind: "stopped"; result: Promise<StopResult> };
 
 type Heartbeat =
-  | { kind: "active"; nextAt: number; readonly capAt: number }
+  /** capAt: infinite while the message waits for a slot, then its start + maxProcessingSeconds. */
+  | { kind: "active"; nextAt: number; capAt: number }
   | { kind: "off"; reason: "settled" | "cap" | "handle-invalid" | "abandoned" };
 
 /** A message whose documents are in the pipeline. */
@@ -130,6 +137,8 @@ interface Tracked {
   readonly controller: AbortController;
   /** running: documents in the pipeline; settling: outcomes known, acknowledging; abandoned: released by stop. */
   phase: "running" | "settling" | "done" | "abandoned";
+  /** Whether any of its documents left the wait for a slot (only unstarted messages are released at once on stop). */
+  started: boolean;
   heartbeat: Heartbeat;
   abortCause: "cap" | "shutdown" | undefined;
   /** The extension call in flight for this message, awaited before the final delete or visibility change. */
@@ -240,8 +249,8 @@ export class Consumer {
         const out = await this.options.sqs.send(
           new ReceiveMessageCommand({
             QueueUrl: this.options.queueUrl,
-            // Never more than can start now: buffered messages would sit with their visibility running out.
-            MaxNumberOfMessages: Math.min(SQS_BATCH_MAX, room),
+            // Never more than the pipeline has room for: held messages are covered by the heartbeat.
+            MaxNumberOfMessages: room,
             WaitTimeSeconds: this.options.waitTimeSeconds,
             VisibilityTimeout: this.options.visibilityTimeoutSeconds,
             MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
@@ -276,20 +285,21 @@ export class Consumer {
   }
 
   /**
-   * Free slots once there is room, or 0 after waitTimeSeconds without room (so the loop still reports a cycle while
-   * the pipeline is busy), or when `poll` aborts.
+   * How many messages to receive, once the pipeline has room for a full batch (or a worker would otherwise idle);
+   * 0 after waitTimeSeconds without such room (so the loop still reports a cycle while busy), or when `poll` aborts.
    */
   private async waitForRoom(poll: AbortSignal): Promise<number> {
     const { pipeline } = this.options;
-    const free = pipeline.freeSlots();
-    if (free > 0) return free;
+    const batch = Math.min(SQS_BATCH_MAX, pipeline.capacity);
+    const now = receiveSize(pipeline.freeSlots(), pipeline.idleWorkers(), batch);
+    if (now > 0) return now;
     const wake = new AbortController();
     const onAbort = (): void => wake.abort();
     poll.addEventListener("abort", onAbort, { once: true });
     const timer = setTimeout(onAbort, this.options.waitTimeSeconds * 1000);
     try {
-      await pipeline.waitForRoom(wake.signal);
-      const after = pipeline.freeSlots();
+      await pipeline.waitForRoom(wake.signal, batch);
+      const after = receiveSize(pipeline.freeSlots(), pipeline.idleWorkers(), batch);
       // A wake-up without room (not per the contract) must not turn the loop into a busy spin.
       if (after <= 0 && !wake.signal.aborted) await abortableDelay(SPURIOUS_WAKE_DELAY_MS, wake.signal);
       return after;
@@ -370,10 +380,12 @@ export class Consumer {
       receivedAt,
       controller: new AbortController(),
       phase: "running",
+      started: false,
       heartbeat: {
         kind: "active",
         nextAt: receivedAt + heartbeatIntervalMs(this.options.visibilityTimeoutSeconds),
-        capAt: receivedAt + this.options.maxProcessingSeconds * 1000,
+        // No cap while waiting for a slot (the documents ahead are capped themselves): set when one starts.
+        capAt: Number.POSITIVE_INFINITY,
       },
       abortCause: undefined,
       pendingExtension: undefined,
@@ -391,7 +403,12 @@ export class Consumer {
   }
 
   private async runDocuments(tracked: Tracked, documents: DocumentRef[]): Promise<void> {
-    const ctx = { messageId: tracked.messageId, receiveCount: tracked.receiveCount, signal: tracked.controller.signal };
+    const ctx = {
+      messageId: tracked.messageId,
+      receiveCount: tracked.receiveCount,
+      signal: tracked.controller.signal,
+      onStart: () => this.started(tracked),
+    };
     const outcomes = await Promise.all(
       documents.map(async (doc): Promise<Outcome> => {
         try {
@@ -419,7 +436,8 @@ export class Consumer {
       durationMs: this.clock() - tracked.receivedAt,
     };
     if (outcomes.every(isAcknowledgeable)) {
-      log.info({ ...base, outcome: "done" }, "message processed");
+      // The "document" lines already say each outcome: at info this would be a second line per document.
+      log.debug({ ...base, outcome: "done" }, "message processed");
       await this.deletes.enqueue(tracked);
       this.counters.settled += 1;
       tracked.phase = "done";
@@ -457,6 +475,16 @@ export class Consumer {
     this.counters.settled += 1;
     this.emit({ type: "returned", messageId: tracked.messageId, status, visibilityTimeout });
     tracked.phase = "done";
+  }
+
+  /** The first document of the message starts: the processing cap counts from now, not from the wait for a slot. */
+  private started(tracked: Tracked): void {
+    if (tracked.started) return;
+    tracked.started = true;
+    const hb = tracked.heartbeat;
+    if (hb.kind !== "active") return;
+    hb.capAt = this.clock() + this.options.maxProcessingSeconds * 1000;
+    this.armHeartbeat();
   }
 
   // ---- heartbeat ----
@@ -638,7 +666,11 @@ export class Consumer {
     // A loop that failed reported it through start(); stopping still drains what it received.
     await running.loop.catch(() => undefined);
 
-    log.info({ inFlight: this.inFlight.size, drainTimeoutMs }, "consumer stopping: receiving stopped, draining");
+    const unstarted = await this.releaseUnstarted();
+    log.info(
+      { inFlight: this.inFlight.size, releasedUnstarted: unstarted, drainTimeoutMs },
+      "consumer stopping: receiving stopped, draining",
+    );
     let timedOut = false;
     if (!(await this.settleWithin(Math.max(0, deadline - this.clock())))) {
       timedOut = true;
@@ -671,6 +703,27 @@ export class Consumer {
     };
     log.info({ ...result }, "consumer stopped");
     return result;
+  }
+
+  /**
+   * Messages still waiting for a slot go back to the queue at once (visibility 0, in batches): another consumer can
+   * start them now rather than after the drain. Their documents are aborted before they start. Returns how many.
+   */
+  private async releaseUnstarted(): Promise<number> {
+    const waiting = this.trackedIn("running").filter((t) => !t.started);
+    if (waiting.length === 0) return 0;
+    for (const tracked of waiting) {
+      tracked.phase = "abandoned";
+      tracked.heartbeat = { kind: "off", reason: "abandoned" };
+      tracked.abortCause = "shutdown";
+      this.inFlight.delete(tracked);
+      tracked.controller.abort(new DocProcessorError(ErrorCode.aborted, "shutting down before it started"));
+    }
+    this.armHeartbeat();
+    // An extension landing after the release would hide the message again.
+    await Promise.all(waiting.flatMap((t) => t.pendingExtension ?? []));
+    await this.releaseNow(waiting, "not started before shutdown");
+    return waiting.length;
   }
 
   /** Whether every tracked message settled within `ms`. */
@@ -717,4 +770,14 @@ function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
   });
+}
+
+/**
+ * Messages to ask for: a full batch (`batch`, at most 10) once there is room for one, so each receive is worth its
+ * request; fewer only when a worker would otherwise idle; 0 to wait.
+ */
+export function receiveSize(free: number, idleWorkers: number, batch: number): number {
+  if (free <= 0) return 0;
+  if (free >= batch || idleWorkers > 0) return Math.min(SQS_BATCH_MAX, free);
+  return 0;
 }

@@ -11,7 +11,7 @@ const done: Outcome = { status: "done", outputs: [], bytesIn: 0, bytesOut: 0 };
  * A pipeline whose `run` blocks until the test releases each document by key; `running` lists the keys running now
  * and `started` every key that ever started, in order.
  */
-function harness(opts: { concurrency: number; maxInFlightBytes: number; unknownSizeBytes?: number }) {
+function harness(opts: { concurrency: number; maxInFlightBytes: number; unknownSizeBytes?: number; prefetch?: number }) {
   const gates = new Map<string, Deferred<Outcome>>();
   const startedSignals = new Map<string, Deferred<void>>();
   const running = new Set<string>();
@@ -61,10 +61,10 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-async function roomState(p: DocumentPipeline): Promise<"room" | "waiting"> {
+async function roomState(p: DocumentPipeline, atLeast?: number): Promise<"room" | "waiting"> {
   const ac = new AbortController();
   let resolved = false;
-  void p.waitForRoom(ac.signal).then(() => (resolved = true));
+  void p.waitForRoom(ac.signal, atLeast).then(() => (resolved = true));
   await settle();
   ac.abort();
   return resolved ? "room" : "waiting";
@@ -159,6 +159,61 @@ describe("createPipeline: byte budget", () => {
     await h.hasStarted("b");
     h.finish("b");
     await Promise.all([a, b]);
+  });
+});
+
+describe("createPipeline: prefetch", () => {
+  it("holds up to concurrency + prefetch documents, running only `concurrency`, and counts idle workers", async () => {
+    const h = harness({ concurrency: 2, prefetch: 3, maxInFlightBytes: 1_000_000 });
+    expect(h.pipeline.capacity).toBe(5);
+    expect([h.pipeline.freeSlots(), h.pipeline.idleWorkers()]).toEqual([5, 2]);
+    const a = h.submit("a", 1);
+    expect([h.pipeline.freeSlots(), h.pipeline.idleWorkers()]).toEqual([4, 1]);
+    const rest = ["b", "c", "d", "e"].map((k) => h.submit(k, 1));
+    await settle();
+    expect([...h.running]).toEqual(["a", "b"]);
+    expect([h.pipeline.freeSlots(), h.pipeline.idleWorkers()]).toEqual([0, 0]);
+    for (const k of ["a", "b", "c", "d", "e"]) {
+      h.finish(k);
+      await settle();
+    }
+    await Promise.all([a, ...rest]);
+    expect(h.started).toEqual(["a", "b", "c", "d", "e"]);
+    expect(h.maxRunning).toBe(2);
+  });
+
+  it("waitForRoom(atLeast) waits for that much room while every worker is busy, and not once one idles", async () => {
+    const h = harness({ concurrency: 2, prefetch: 10, maxInFlightBytes: 1_000_000 });
+    const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
+    const all = keys.map((k) => h.submit(k, 1));
+    await settle();
+    expect(await roomState(h.pipeline, 10)).toBe("waiting");
+    // 9 of 12 finish one by one: room 9, still 3 in flight (2 running, 1 waiting): no full batch yet.
+    for (const k of keys.slice(0, 9)) h.finish(k);
+    await settle();
+    expect(h.pipeline.freeSlots()).toBe(9);
+    expect(await roomState(h.pipeline, 10)).toBe("waiting");
+    h.finish("k9"); // room 10
+    await settle();
+    expect(await roomState(h.pipeline, 10)).toBe("room");
+    await Promise.all(all.slice(0, 10));
+    // With a larger ask than the room, an idle worker still counts as room: the pipeline never starves for a batch.
+    h.finish("k10");
+    await settle();
+    expect(h.pipeline.idleWorkers()).toBe(1);
+    expect(await roomState(h.pipeline, 100)).toBe("room");
+    h.finish("k11");
+    await Promise.all(all);
+  });
+
+  it("calls the context's onStart when a document starts, not when it is aborted while waiting", async () => {
+    const starts: string[] = [];
+    const pipeline = createPipeline({ concurrency: 1, maxInFlightBytes: 100, run: async () => done });
+    const ac = new AbortController();
+    ac.abort();
+    await pipeline.submit(docRef({ key: "a" }), { ...submitContext(), onStart: () => starts.push("a") });
+    await pipeline.submit(docRef({ key: "b" }), { ...submitContext(ac.signal), onStart: () => starts.push("b") });
+    expect(starts).toEqual(["a"]);
   });
 });
 

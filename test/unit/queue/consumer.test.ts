@@ -14,7 +14,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../../src/observability/logger.js";
 import type { Outcome } from "../../../src/pipeline/outcome.js";
 import type { DocumentPipeline, SubmitContext } from "../../../src/pipeline/types.js";
-import { Consumer, type ConsumerEvent, type ConsumerOptions } from "../../../src/queue/consumer.js";
+import { Consumer, receiveSize, type ConsumerEvent, type ConsumerOptions } from "../../../src/queue/consumer.js";
 import type { DocumentRef, ParsedNotification } from "../../../src/queue/records.js";
 
 const QUEUE_URL = "http://127.0.0.1:9/000000000000/documents";
@@ -34,8 +34,13 @@ interface Submission {
 /** A pipeline whose room and outcomes the test controls. */
 class FakePipeline implements DocumentPipeline {
   free = 10;
+  capacity = 10;
+  /** Idle workers; undefined: as many as free slots (a pipeline without prefetch). */
+  idle: number | undefined;
   /** When set, every submission settles at once with it. */
   auto: Outcome | undefined;
+  /** Whether submissions start running at once (ctx.onStart); otherwise the test starts them. */
+  startAtOnce = true;
   readonly submissions: Submission[] = [];
   private readonly listeners = new Set<() => void>();
 
@@ -43,18 +48,27 @@ class FakePipeline implements DocumentPipeline {
     return this.free;
   }
 
-  setFree(n: number): void {
+  idleWorkers(): number {
+    return this.idle ?? this.free;
+  }
+
+  setFree(n: number, idle?: number): void {
     this.free = n;
+    this.idle = idle;
     this.notify();
   }
 
-  waitForRoom(signal: AbortSignal): Promise<void> {
-    return this.until(() => this.free > 0 || signal.aborted, signal);
+  waitForRoom(signal: AbortSignal, atLeast = 1): Promise<void> {
+    return this.until(
+      () => this.free >= atLeast || (this.free > 0 && this.idleWorkers() > 0) || signal.aborted,
+      signal,
+    );
   }
 
   submit(doc: DocumentRef, ctx: SubmitContext): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       this.submissions.push({ doc, ctx, settle: resolve });
+      if (this.startAtOnce) ctx.onStart?.();
       if (this.auto !== undefined) resolve(this.auto);
       this.notify();
     });
@@ -323,6 +337,36 @@ describe("receive loop and backpressure", () => {
     expect(receiveCalls(h)[0]?.MaxNumberOfMessages).toBe(10);
   });
 
+  it("asks for a full batch once there is room for one while every worker is busy", async () => {
+    const h = setup();
+    harness = h;
+    h.pipeline.capacity = 14;
+    h.pipeline.setFree(4, 0); // 4 running, 6 waiting: room for 4, no idle worker
+    const running = h.consumer.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(receiveCalls(h)).toHaveLength(0);
+    h.pipeline.setFree(10, 0);
+    await waitForReceives(h, 1);
+    expect(receiveCalls(h)[0]?.MaxNumberOfMessages).toBe(10);
+    await advanceUntil(h.consumer.stop({ drainTimeoutMs: 0 }));
+    await running;
+  });
+
+  it("receives less than a batch when a worker would otherwise idle", async () => {
+    const h = setup();
+    harness = h;
+    h.pipeline.capacity = 14;
+    h.pipeline.setFree(3, 0);
+    const running = h.consumer.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(receiveCalls(h)).toHaveLength(0);
+    h.pipeline.setFree(3, 1);
+    await waitForReceives(h, 1);
+    expect(receiveCalls(h)[0]?.MaxNumberOfMessages).toBe(3);
+    await advanceUntil(h.consumer.stop({ drainTimeoutMs: 0 }));
+    await running;
+  });
+
   it("does not receive while the pipeline has no room, but still reports loop cycles", async () => {
     const h = setup();
     harness = h;
@@ -450,7 +494,7 @@ describe("per-message handling", () => {
     expect(deleteCalls(h)).toEqual([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-m" }]);
     expect(visibilityCalls(h)).toHaveLength(0);
     const line = h.logs.find((l) => l["messageId"] === "m" && l["outcome"] === "done");
-    expect(line).toMatchObject({ level: "info", receiveCount: 3, documents: 2 });
+    expect(line).toMatchObject({ level: "debug", receiveCount: 3, documents: 2 });
     expect(JSON.stringify(h.logs)).not.toContain("rh-m");
   });
 
@@ -566,6 +610,25 @@ describe("visibility heartbeat", () => {
     expect(visibilityCalls(h)[3]).toEqual({ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-m", VisibilityTimeout: 40 });
     expect(h.events.of("returned")[0]).toMatchObject({ status: "retry", visibilityTimeout: 40 });
     expect(h.events.sum("extended")).toBe(3);
+  });
+
+  it("counts the cap from when the message's document starts, extending while it waits for a slot", async () => {
+    const h = start({ visibilityTimeoutSeconds: 20, maxProcessingSeconds: 35 });
+    h.pipeline.startAtOnce = false;
+    h.receives.push([message("m", documents("queued"))]);
+    await h.pipeline.until(() => h.pipeline.submissions.length === 1);
+    const { ctx, settle } = h.pipeline.submission("queued");
+    await vi.advanceTimersByTimeAsync(60_000); // waiting for a slot: extended, never capped
+    expect(visibilityCalls(h)).toHaveLength(6);
+    expect(ctx.signal.aborted).toBe(false);
+    ctx.onStart?.();
+    await vi.advanceTimersByTimeAsync(34_000);
+    expect(ctx.signal.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(ctx.signal.aborted).toBe(true);
+    expect(h.events.of("capped")).toEqual([{ type: "capped", messageId: "m" }]);
+    settle(ABORTED);
+    await h.events.until(() => h.events.of("returned").length === 1);
   });
 
   it("stops extending once the message's documents have settled", async () => {
@@ -762,6 +825,40 @@ describe("stop", () => {
     expect(h.sqs.calls()).toHaveLength(callsBefore);
   });
 
+  it("releases messages still waiting for a slot at once on stop, in one batch, and drains the started ones", async () => {
+    const h = start({ visibilityTimeoutSeconds: 20 });
+    h.pipeline.startAtOnce = false;
+    h.receives.push(["running", "waiting1", "waiting2"].map((id) => message(id, documents(id))));
+    await h.pipeline.until(() => h.pipeline.submissions.length === 3);
+    h.pipeline.submission("running").ctx.onStart?.();
+    for (const id of ["waiting1", "waiting2"]) {
+      const { ctx, settle } = h.pipeline.submission(id);
+      ctx.signal.addEventListener("abort", () => settle(ABORTED));
+    }
+
+    const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
+    await h.events.until(() => h.events.sum("released") === 2);
+    expect(visibilityBatchCalls(h)).toEqual([
+      {
+        QueueUrl: QUEUE_URL,
+        Entries: [
+          { Id: "m0", ReceiptHandle: "rh-waiting1", VisibilityTimeout: 0 },
+          { Id: "m1", ReceiptHandle: "rh-waiting2", VisibilityTimeout: 0 },
+        ],
+      },
+    ]);
+    expect(h.pipeline.submission("waiting1").ctx.signal.aborted).toBe(true);
+    expect(h.pipeline.submission("running").ctx.signal.aborted).toBe(false);
+
+    await vi.advanceTimersByTimeAsync(5_000);
+    h.pipeline.submission("running").settle(DONE);
+    await expect(advanceUntil(stopping)).resolves.toEqual({ completed: 1, released: 2, timedOut: false });
+    expect(deleteCalls(h)).toEqual([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-running" }]);
+    // The released ones get neither a delete nor a backoff.
+    expect(h.events.of("returned")).toHaveLength(0);
+    expect(visibilityBatchCalls(h)).toHaveLength(1);
+  });
+
   it("flushes pending deletes before stop() resolves", async () => {
     const h = start({ deleteBatchLingerMs: 60_000 });
     h.receives.push([message("t", { kind: "test-event" })]);
@@ -798,5 +895,22 @@ describe("robustness", () => {
     await h.events.until(() => h.events.of("returned").length === 1);
     expect(visibilityCalls(h)).toEqual([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-m", VisibilityTimeout: 10 }]);
     expect(deleteCalls(h)).toHaveLength(0);
+  });
+});
+
+describe("receiveSize", () => {
+  it.each([
+    // free, idle workers, batch → messages to ask for
+    [0, 0, 10, 0],
+    [0, 4, 10, 0],
+    [4, 0, 10, 0],
+    [9, 0, 10, 0],
+    [10, 0, 10, 10],
+    [14, 0, 10, 10],
+    [3, 1, 10, 3],
+    [25, 4, 10, 10],
+    [2, 0, 2, 2],
+  ])("free %i, idle %i, batch %i: %i", (free, idle, batch, expected) => {
+    expect(receiveSize(free, idle, batch)).toBe(expected);
   });
 });
