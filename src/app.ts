@@ -3,7 +3,7 @@
  * Wiring only; every decision lives in the modules it wires.
  */
 import type { Config } from "./config/schema.js";
-import { regionFromQueueUrl } from "./config/schema.js";
+import { prefetchOf, regionFromQueueUrl } from "./config/schema.js";
 import { createAwsClients, type AwsClients } from "./aws/clients.js";
 import { createImdsCredentialProvider } from "./aws/credentials.js";
 import { fetchInstanceIdentity, type InstanceIdentity } from "./aws/imds.js";
@@ -128,7 +128,7 @@ export function startDaemon(prepared: Prepared, log: Logger, onEvent?: (event: C
   const metrics = new Metrics();
   const pipeline = createPipeline({
     concurrency: config.concurrency,
-    prefetch: config.prefetch,
+    prefetch: prefetchOf(config),
     maxInFlightBytes: config.maxInFlightBytes,
     run: createInstrumentedRunner(prepared, log, metrics),
   });

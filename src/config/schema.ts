@@ -64,9 +64,9 @@ export const configSchema = z.strictObject({
     .default(4)
     .describe("Documents processed at once. 4 suits a t2.micro: the work waits on S3 far more than on the CPU."),
   prefetch: int(0, 100)
-    .default(10)
+    .optional()
     .describe(
-      "Documents received ahead of a free slot, so that each ReceiveMessage can ask for a full batch of 10 (kept invisible by the heartbeat while they wait). 0 receives only what can start at once: best for long documents on a fleet, where a waiting message could have started on another instance.",
+      "Documents held beyond `concurrency`, waiting for a slot (kept invisible by the heartbeat), so that each ReceiveMessage asks for a full batch of 10 while about `concurrency` documents still wait. Default: concurrency + 10. 0 receives only what can start at once: best for documents that take minutes on a fleet, where a waiting message could have started on another instance.",
     ),
   maxInFlightBytes: int(1 * MiB, 16 * GiB)
     .default(256 * MiB)
@@ -131,6 +131,14 @@ export function envNameOf(key: string): string {
 }
 
 /** Region from a standard SQS queue URL, or undefined (e.g. a local endpoint). */
+/**
+ * Documents held beyond `concurrency`. A batch is asked for once it fits, so concurrency + 10 keeps about
+ * `concurrency` documents waiting while the next receive is on its way: the workers do not run dry between batches.
+ */
+export function prefetchOf(config: Pick<Config, "prefetch" | "concurrency">): number {
+  return config.prefetch ?? config.concurrency + 10;
+}
+
 export function regionFromQueueUrl(queueUrl: string): string | undefined {
   let host: string;
   try {

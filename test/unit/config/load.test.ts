@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig, DEFAULT_CONFIG_PATH } from "../../../src/config/load.js";
-import { envNameOf, queueArnParts, regionFromQueueUrl } from "../../../src/config/schema.js";
+import { envNameOf, prefetchOf, queueArnParts, regionFromQueueUrl } from "../../../src/config/schema.js";
 import { ConfigError, ExitCode } from "../../../src/errors.js";
 
 const valid = {
@@ -182,5 +182,14 @@ describe("schema helpers", () => {
       name: "doc-events",
     });
     expect(queueArnParts("https://sqs.eu-west-1.amazonaws.com/q")).toBeUndefined();
+  });
+});
+
+describe("prefetchOf", () => {
+  it("defaults to concurrency + 10 and keeps an explicit value, 0 included", () => {
+    expect(prefetchOf({ concurrency: 4 })).toBe(14);
+    expect(prefetchOf({ concurrency: 16 })).toBe(26);
+    expect(prefetchOf({ concurrency: 4, prefetch: 0 })).toBe(0);
+    expect(prefetchOf({ concurrency: 4, prefetch: 3 })).toBe(3);
   });
 });
