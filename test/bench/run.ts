@@ -22,12 +22,13 @@ import { DAEMON_CLI } from "../local/daemon-process.js";
 import type { StandIn } from "../local/stand-in.js";
 import { startContender } from "./contender.js";
 import { taskset, ticksToMs } from "./proc.js";
-import { checkTargets, formatReport, type ContenderResult } from "./report.js";
+import { DAEMON_SHA256, checkTargets, formatReport, type ContenderResult } from "./report.js";
 import { contenderEnv, daemonConfigFile, makeDocuments, runConsumer, say, startMeasuredStandIn, type Measured, type MeasuredStandIn } from "./workload.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const PEER_WORKER = fileURLToPath(new URL("./peer-worker.ts", import.meta.url));
 const PDF_BENCH = fileURLToPath(new URL("./pdf-bench.ts", import.meta.url));
+const SHA256_PROCESSOR = fileURLToPath(new URL("./sha256-processor.mjs", import.meta.url));
 const DOC_BYTES = 4 * 1024;
 const HEAP_FLAG = "--max-old-space-size=320";
 
@@ -158,6 +159,14 @@ async function main(): Promise<number> {
       startContender({ args: [DAEMON_CLI, "run", "--config", configPath], nodeFlags: [HEAP_FLAG], env: childEnv, onLog }),
     );
     results.push(daemon);
+
+    say("daemon with the baselines' job (sha256 only)…");
+    const jobOnlyConfig = daemonConfigFile(standIn, { processor: SHA256_PROCESSOR, concurrency });
+    results.push(
+      await runConsumer(DAEMON_SHA256, bench, docs, (onLog) =>
+        startContender({ args: [DAEMON_CLI, "run", "--config", jobOnlyConfig], nodeFlags: [HEAP_FLAG], env: childEnv, onLog }),
+      ),
+    );
 
     const job = JSON.stringify({
       endpoint: standIn.urls.gateway,
