@@ -53,37 +53,94 @@ export function isWhitespace(c: number): boolean {
   );
 }
 
+/** The smallest code point each UTF-8 sequence length may encode; anything below is an overlong (invalid) form. */
+const MIN_CODE_POINT = [0, 0, 0x80, 0x800, 0x10000] as const;
+const REPLACEMENT = 0xfffd;
+const [WORD, SPACE, NEWLINE] = [0, 1, 2] as const;
+/** What each ASCII byte is to the counter: part of a word, a space, or a newline (also a space). */
+const ASCII_KIND = Uint8Array.from({ length: 0x80 }, (_, b) => (b === 0x0a ? NEWLINE : isWhitespace(b) ? SPACE : WORD));
+
 /**
- * Line and word counts fed chunk by chunk. State carries across chunks, so a word, a line or a multi-byte character
- * split between two chunks counts once. Lines are `\n`-terminated, plus a last line without one.
+ * Line and word counts fed chunk by chunk, read straight from the UTF-8 bytes: decoding every chunk to a string first
+ * cost as much CPU as everything else the processor does. State carries across chunks, so a word, a line or a
+ * multi-byte character split between two chunks counts once. Invalid bytes count as a non-space character (as the
+ * U+FFFD a decoder would give). Lines are `\n`-terminated, plus a last line without one.
  */
 export class TextStats {
   lines = 0;
   words = 0;
   #inWord = false;
-  #endsWithNewline = true;
-  // Not fatal: text is decided on the sample; a stray invalid byte later must not lose the counts.
-  readonly #decoder = new TextDecoder("utf-8");
+  /** The last character counted; a newline before any (so empty input has no line). */
+  #last = 0x0a;
+  /** A byte order mark is skipped only as the very first character, as a decoder does. */
+  #atStart = true;
+  /** Continuation bytes still expected, the code point so far, and the length of the sequence being read. */
+  #need = 0;
+  #cp = 0;
+  #length = 0;
 
   push(chunk: Uint8Array): void {
-    this.#count(this.#decoder.decode(chunk, { stream: true }));
-  }
-
-  end(): { lines: number; words: number } {
-    this.#count(this.#decoder.decode());
-    return { lines: this.lines + (this.#endsWithNewline ? 0 : 1), words: this.words };
-  }
-
-  #count(s: string): void {
-    if (s.length === 0) return;
+    const n = chunk.length;
     let { words, lines } = this;
     let inWord = this.#inWord;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c === 0x0a) lines++;
-      if (isWhitespace(c)) {
-        inWord = false;
-      } else if (!inWord) {
+    let last = this.#last;
+    let atStart = this.#atStart;
+    let need = this.#need;
+    let cp = this.#cp;
+    let length = this.#length;
+    for (let i = 0; i < n; i++) {
+      if (need === 0 && chunk[i]! < 0x80) {
+        // The common case, kept tight: a run of ASCII bytes, one table lookup each, no branches on the counts.
+        for (; i < n; i++) {
+          const b = chunk[i]!;
+          if (b >= 0x80) break;
+          const kind = ASCII_KIND[b]!;
+          words += kind === WORD && !inWord ? 1 : 0;
+          inWord = kind === WORD;
+          lines += kind === NEWLINE ? 1 : 0;
+        }
+        last = chunk[i - 1]!;
+        atStart = false;
+        if (i === n) break;
+      }
+      const b = chunk[i]!;
+      let c: number;
+      if (need > 0 && (b & 0xc0) === 0x80) {
+        cp = (cp << 6) | (b & 0x3f);
+        if (--need > 0) continue;
+        c = cp < MIN_CODE_POINT[length]! || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ? REPLACEMENT : cp;
+        if (atStart && c === 0xfeff) {
+          atStart = false;
+          continue;
+        }
+      } else {
+        if (need > 0) {
+          // A sequence cut short: one non-space character, then this byte starts afresh.
+          need = 0;
+          if (!inWord) {
+            inWord = true;
+            words++;
+          }
+          last = REPLACEMENT;
+          atStart = false;
+        }
+        if (b < 0x80) {
+          c = b;
+          if (b === 0x0a) lines++;
+        } else {
+          length = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+          if (length > 0) {
+            cp = b & (0xff >> (length + 1));
+            need = length - 1;
+            continue;
+          }
+          c = REPLACEMENT; // a stray continuation byte or a byte that never starts a sequence
+        }
+      }
+      atStart = false;
+      last = c;
+      if (isWhitespace(c)) inWord = false;
+      else if (!inWord) {
         inWord = true;
         words++;
       }
@@ -91,7 +148,22 @@ export class TextStats {
     this.words = words;
     this.lines = lines;
     this.#inWord = inWord;
-    this.#endsWithNewline = s.charCodeAt(s.length - 1) === 0x0a;
+    this.#last = last;
+    this.#atStart = atStart;
+    this.#need = need;
+    this.#cp = cp;
+    this.#length = length;
+  }
+
+  end(): { lines: number; words: number } {
+    if (this.#need > 0) {
+      // Cut off at the end: one last non-space character.
+      this.#need = 0;
+      if (!this.#inWord) this.words++;
+      this.#inWord = true;
+      this.#last = REPLACEMENT;
+    }
+    return { lines: this.lines + (this.#last === 0x0a ? 0 : 1), words: this.words };
   }
 }
 

@@ -48,6 +48,39 @@ describe("TextStats", () => {
     expect(count([text])).toEqual({ lines, words });
   });
 
+  it("agrees with decoding to a string first, on random bytes cut into random chunks (seeded)", () => {
+    // The reference: what the counter did before it read bytes directly (decode, then count characters).
+    const reference = (bytes: Uint8Array): { lines: number; words: number } => {
+      const text = new TextDecoder("utf-8").decode(bytes);
+      const words = text.split(/\s+/).filter((w) => w.length > 0).length;
+      const lines = (text.match(/\n/g) ?? []).length + (text.length > 0 && !text.endsWith("\n") ? 1 : 0);
+      return { lines, words };
+    };
+    let seed = 42;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    // Bytes drawn so that valid and broken multi-byte sequences, spaces (ASCII and Unicode) and newlines all occur.
+    const pieces = [
+      ..."ab \n\t\r".split("").map((ch) => Buffer.from(ch)),
+      ...["\u00a0", "\u3000", "\u2028", "\u205f", "\ufeff", "é", "€", "😀"].map((ch) => Buffer.from(ch)),
+      Uint8Array.of(0x80), Uint8Array.of(0xc0, 0xa0), Uint8Array.of(0xe0, 0x82, 0xa0), Uint8Array.of(0xed, 0xa0, 0x80),
+      Uint8Array.of(0xe3), Uint8Array.of(0xe3, 0x80), Uint8Array.of(0xe3, 0xef, 0xbb, 0xbf), Uint8Array.of(0xf5), Uint8Array.of(0xff), Uint8Array.of(0xf4, 0x90, 0x80, 0x80),
+    ];
+    for (let round = 0; round < 2000; round++) {
+      const parts = Array.from({ length: Math.floor(random() * 40) }, () => pieces[Math.floor(random() * pieces.length)]!);
+      const bytes = Buffer.concat(parts);
+      const chunks: Uint8Array[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const size = 1 + Math.floor(random() * 5);
+        chunks.push(bytes.subarray(at, at + size));
+        at += size;
+      }
+      expect({ round, ...count(chunks) }).toEqual({ round, ...reference(bytes) });
+    }
+  });
+
   it("counts a word split across chunks once", () => {
     expect(count(["hel", "lo wor", "ld"])).toEqual({ lines: 1, words: 2 });
   });
