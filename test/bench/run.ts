@@ -1,6 +1,6 @@
 // `npm run bench [-- --quick]`: the daemon against its baselines, in one run, on the same local stand-in and data.
 // Small-document workload (4 KiB each): the stand-in runs in this process (on core 1 when taskset exists), each
-// contender as a child pinned to core 0 with a t2.micro-like heap (--max-old-space-size=320):
+// contender as a child pinned to core 0 with the Node flags of the systemd unit (heap and young-generation limits):
 //   daemon        node dist/cli.js run (processor `metadata`)
 //   raw           hand-written SDK loop (test/bench/peer-worker.ts raw): the practical limit
 //   sqs-consumer  the same job on sqs-consumer, usual settings (peer-worker.ts sqs-consumer)
@@ -8,9 +8,11 @@
 // The same documents are re-uploaded before each queue consumer. Every figure is measured in this run: documents/s and
 // MB/s from the first ReceiveMessage to the last finished document, CPU ms/document from /proc (utime+stime, READY to
 // last document), role requests/document (gateway, first receive to exit), peak RSS (VmHWM), READY time. Prints a table
-// and the targets (to reach, not asserted), saves JSON (default bench-results/latest.json), then runs pdf-bench.ts.
-// Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf.
-// Not measured yet: the 8 x 256 MiB streaming workload and the text-processor mix (issue 5).
+// and the targets (to reach, not asserted), saves JSON (default bench-results/latest.json). Then, each as a child
+// with its own table and JSON beside it: pdf-bench.ts (the text processor on PDFs), and in the full run only (the
+// quick one stays under a minute) streaming.ts (8 x 256 MiB, RSS against object size) and scale-out.ts (1 vs 3
+// daemons on one queue). Exit 0 when every part completed; targets are reported, not asserted.
+// Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf, --no-streaming, --no-scale-out.
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -23,14 +25,17 @@ import type { StandIn } from "../local/stand-in.js";
 import { startContender } from "./contender.js";
 import { taskset, ticksToMs } from "./proc.js";
 import { DAEMON_SHA256, checkTargets, formatReport, type ContenderResult } from "./report.js";
-import { contenderEnv, daemonConfigFile, makeDocuments, runConsumer, say, startMeasuredStandIn, type Measured, type MeasuredStandIn } from "./workload.js";
+import { contenderEnv, daemonConfigFile, makeDocuments, runConsumer, say, startMeasuredStandIn, type Measured, type MeasuredStandIn, unitNodeFlags } from "./workload.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const PEER_WORKER = fileURLToPath(new URL("./peer-worker.ts", import.meta.url));
 const PDF_BENCH = fileURLToPath(new URL("./pdf-bench.ts", import.meta.url));
+const STREAMING_BENCH = fileURLToPath(new URL("./streaming.ts", import.meta.url));
+const SCALE_OUT_BENCH = fileURLToPath(new URL("./scale-out.ts", import.meta.url));
 const SHA256_PROCESSOR = fileURLToPath(new URL("./sha256-processor.mjs", import.meta.url));
 const DOC_BYTES = 4 * 1024;
-const HEAP_FLAG = "--max-old-space-size=320";
+/** The unit's Node flags (heap and young-generation limits), for every Node contender. */
+const NODE_FLAGS = unitNodeFlags();
 
 const { values } = parseArgs({
   options: {
@@ -40,6 +45,8 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "4" },
     out: { type: "string", default: join(REPO, "bench-results", "latest.json") },
     "no-pdf": { type: "boolean", default: false },
+    "no-streaming": { type: "boolean", default: false },
+    "no-scale-out": { type: "boolean", default: false },
   },
 });
 const quick = values.quick;
@@ -127,10 +134,10 @@ async function runShell(standIn: StandIn, measured: Measured, keys: string[]): P
   };
 }
 
-async function runPdfBench(): Promise<number> {
-  const args = quick ? ["--pages", "200", "--max-mib", "4"] : [];
-  say(`\npdf-bench ${args.join(" ")}`);
-  const child = spawn(process.execPath, ["--import", "tsx", PDF_BENCH, ...args], { cwd: REPO, stdio: ["ignore", "inherit", "inherit"] });
+/** Runs another bench script as a child (its output goes straight through); resolves to its exit code. */
+async function runPart(script: string, args: string[]): Promise<number> {
+  say(`\n${script.slice(script.lastIndexOf("/") + 1)} ${args.join(" ")}`);
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: REPO, stdio: ["ignore", "inherit", "inherit"] });
   return new Promise((done) => child.on("exit", (code) => done(code ?? 1)));
 }
 
@@ -156,7 +163,7 @@ async function main(): Promise<number> {
     say("daemon…");
     const configPath = daemonConfigFile(standIn, { processor: "metadata", concurrency });
     const daemon = await runConsumer("daemon", bench, docs, (onLog) =>
-      startContender({ args: [DAEMON_CLI, "run", "--config", configPath], nodeFlags: [HEAP_FLAG], env: childEnv, onLog }),
+      startContender({ args: [DAEMON_CLI, "run", "--config", configPath], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
     );
     results.push(daemon);
 
@@ -164,7 +171,7 @@ async function main(): Promise<number> {
     const jobOnlyConfig = daemonConfigFile(standIn, { processor: SHA256_PROCESSOR, concurrency });
     results.push(
       await runConsumer(DAEMON_SHA256, bench, docs, (onLog) =>
-        startContender({ args: [DAEMON_CLI, "run", "--config", jobOnlyConfig], nodeFlags: [HEAP_FLAG], env: childEnv, onLog }),
+        startContender({ args: [DAEMON_CLI, "run", "--config", jobOnlyConfig], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
       ),
     );
 
@@ -180,7 +187,7 @@ async function main(): Promise<number> {
       say(`${mode}…`);
       results.push(
         await runConsumer(mode === "raw" ? "raw SDK loop" : "sqs-consumer", bench, docs, (onLog) =>
-          startContender({ args: [PEER_WORKER, mode, job], nodeFlags: [HEAP_FLAG, "--import", "tsx"], env: { ...childEnv }, onLog }),
+          startContender({ args: [PEER_WORKER, mode, job], nodeFlags: [...NODE_FLAGS, "--import", "tsx"], env: { ...childEnv }, onLog }),
         ),
       );
     }
@@ -202,7 +209,7 @@ async function main(): Promise<number> {
         date: new Date().toISOString(),
         mode: quick ? "quick" : "full",
         machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version, pinned: taskset() !== null },
-        workload: { documents: docCount, documentBytes: DOC_BYTES, shellDocuments: shellCount, concurrency, heapFlag: HEAP_FLAG },
+        workload: { documents: docCount, documentBytes: DOC_BYTES, shellDocuments: shellCount, concurrency, nodeFlags: NODE_FLAGS },
         results: results.map(({ ...r }) => {
           delete (r as Partial<typeof r> & { bytesOutPerDoc?: number }).bytesOutPerDoc;
           return r;
@@ -214,11 +221,17 @@ async function main(): Promise<number> {
     )}\n`,
   );
   say(`saved ${out}`);
-  if (!values["no-pdf"]) {
-    const code = await runPdfBench();
-    if (code !== 0) return code;
+  const parts: [skip: boolean, script: string, args: string[]][] = [
+    [values["no-pdf"], PDF_BENCH, quick ? ["--pages", "200", "--max-mib", "4"] : []],
+    [quick || values["no-streaming"], STREAMING_BENCH, ["--out", join(dirname(out), "streaming.json")]],
+    [quick || values["no-scale-out"], SCALE_OUT_BENCH, ["--out", join(dirname(out), "scale-out.json")]],
+  ];
+  const failed: string[] = [];
+  for (const [skip, script, args] of parts) {
+    if (!skip && (await runPart(script, args)) !== 0) failed.push(script);
   }
-  return 0;
+  if (failed.length > 0) say(`bench: failed: ${failed.join(", ")}`);
+  return failed.length === 0 ? 0 : 1;
 }
 
 main().then(

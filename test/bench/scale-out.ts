@@ -35,11 +35,12 @@ import { DAEMON_CLI } from "../local/daemon-process.js";
 import type { StandIn } from "../local/stand-in.js";
 import { startContender, type Contender, type LogLine } from "./contender.js";
 import { cpuMs, peakRssBytes, taskset } from "./proc.js";
-import { cleanQueue, contenderEnv, daemonConfigFile, makeDocuments, say, startMeasuredStandIn, upload, type BenchDoc } from "./workload.js";
+import { cleanQueue, contenderEnv, daemonConfigFile, makeDocuments, say, startMeasuredStandIn, upload, type BenchDoc, unitNodeFlags } from "./workload.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const DOC_BYTES = 4 * 1024;
-const HEAP_FLAG = "--max-old-space-size=320";
+/** The unit's Node flags (heap and young-generation limits), for every Node contender. */
+const NODE_FLAGS = unitNodeFlags();
 const MiB = 1024 * 1024;
 /** A core at least this busy over the window is taken as saturated (the figure is shown either way). */
 const SATURATED = 90;
@@ -357,7 +358,7 @@ async function runFleet(n: number, docs: readonly BenchDoc[], expected: Readonly
       contenders.push(
         startContender({
           args: [DAEMON_CLI, "run", "--config", configPath],
-          nodeFlags: [HEAP_FLAG],
+          nodeFlags: NODE_FLAGS,
           env,
           cpus: "0",
           onLog: (line: LogLine, at: number) => {
@@ -628,7 +629,7 @@ async function main(): Promise<number> {
           documentBytes: DOC_BYTES,
           processor: "metadata",
           concurrency,
-          heapFlag: HEAP_FLAG,
+          nodeFlags: NODE_FLAGS,
           injectedLatencyMs: { s3: latencyMs, sqs: latencyMs },
           placement: taskset() !== null ? { daemons: "core 0", standIn: "core 1" } : null,
           start: "backlog held by the bench, released when every daemon is READY",

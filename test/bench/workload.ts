@@ -5,9 +5,10 @@
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { Upload } from "@aws-sdk/lib-storage";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { startStandIn, type StandIn, type StandInOptions } from "../local/stand-in.js";
@@ -130,6 +131,10 @@ export async function cleanQueue(standIn: StandIn): Promise<void> {
 export interface RunOptions {
   /** Give up after this long from READY (default 60 s + 50 ms per document). */
   timeoutMs?: number;
+  /** Puts the documents' events on the queue instead of uploading them (objects already in the bucket). */
+  enqueue?: () => Promise<void>;
+  /** Fail at once, with its reason, when a document ends other than "done" (default: counted as a failure). */
+  failOnOtherOutcome?: boolean;
   /** Upload in parallel (default 16). */
   uploadParallel?: number;
   /** Upload after READY instead of before the start (the queue fills while the consumer runs). */
@@ -147,7 +152,8 @@ export async function runConsumer(
   options: RunOptions = {},
 ): Promise<ConsumerRun> {
   await cleanQueue(standIn);
-  if (!options.uploadAfterReady) await upload(standIn, docs, options.uploadParallel);
+  const enqueue = options.enqueue ?? (() => upload(standIn, docs, options.uploadParallel));
+  if (!options.uploadAfterReady) await enqueue();
   const sizes = new Map(docs.map((d) => [d.key, d.bytes]));
   const finished = new Map<string, number>();
   let documentLines = 0;
@@ -155,14 +161,20 @@ export async function runConsumer(
   let bytesOut = 0;
   let failures = 0;
   let lastAt = 0;
-  let allDone: () => void = () => {};
-  const done = new Promise<void>((r) => (allDone = r));
+  let settle: (error?: Error) => void = () => {};
+  const done = new Promise<void>((ok, fail) => (settle = (error) => (error ? fail(error) : ok())));
+  // A failure before the race below listens must not become an unhandled rejection.
+  done.catch(() => undefined);
   const contender = start((line, at) => {
     if (line.msg !== "document") return;
     documentLines++;
     const key = String(line["key"]);
     if (line["outcome"] !== "done") {
       failures++;
+      if (options.failOnOtherOutcome) {
+        const { outcome, code, reason } = line;
+        settle(new Error(`${name}: ${key} did not finish: ${JSON.stringify({ outcome, code, reason })}`));
+      }
       return;
     }
     const size = sizes.get(key);
@@ -171,14 +183,14 @@ export async function runConsumer(
     bytesIn += size;
     bytesOut += Number(line["bytesOut"] ?? 0);
     lastAt = at;
-    if (finished.size === sizes.size) allDone();
+    if (finished.size === sizes.size) settle();
   });
   const since = contender.startedAt;
   const timeoutMs = options.timeoutMs ?? 60_000 + docs.length * 50;
   try {
     const ready = await contender.waitFor((l) => typeof l.msg === "string" && l.msg.startsWith("ready"), 60_000);
     const cpuAtReady = cpuMs(contender.pid);
-    if (options.uploadAfterReady) await upload(standIn, docs, options.uploadParallel);
+    if (options.uploadAfterReady) await enqueue();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       done,
@@ -239,4 +251,23 @@ export function daemonConfigFile(standIn: StandIn, settings: Record<string, unkn
   const path = join(mkdtempSync(join(tmpdir(), "dp-bench-")), "config.json");
   writeFileSync(path, JSON.stringify({ ...standIn.config, drainTimeoutSeconds: 10, logLevel: "info", ...settings }));
   return path;
+}
+
+const UNIT_FILE = fileURLToPath(new URL("../../systemd/doc-processor.service", import.meta.url));
+
+/**
+ * The Node flags of the systemd unit's ExecStart (heap and young-generation limits): every contender runs with them,
+ * so the daemon is measured as it ships and the baselines get the same t2.micro-like limits.
+ */
+export function unitNodeFlags(): string[] {
+  const exec = /^ExecStart=(.*)$/m.exec(readFileSync(UNIT_FILE, "utf8"))?.[1];
+  if (exec === undefined) throw new Error(`${UNIT_FILE} has no ExecStart`);
+  const [, ...rest] = exec.trim().split(/\s+/);
+  const flags: string[] = [];
+  for (const token of rest) {
+    if (!token.startsWith("--")) break;
+    flags.push(token);
+  }
+  if (flags.length === 0) throw new Error(`ExecStart in ${UNIT_FILE} passes no Node flags: ${exec}`);
+  return flags;
 }
