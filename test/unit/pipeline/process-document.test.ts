@@ -378,6 +378,39 @@ describe("processDocument: failures", () => {
     expect(outcome).toMatchObject({ status: "rejected", code: "PROCESSOR_FAILED" });
   });
 
+  // One processor reads the body itself; two get branches fed by fanOut: both paths must see the same failures.
+  const chains: [string, () => Processor[]][] = [
+    ["one processor (body read directly)", () => [createMetadataProcessor()]],
+    ["two processors (fan-out)", () => [createMetadataProcessor(), readingProcessor("other", [{ suffix: ".x", body: "x", contentType: "text/plain" }])]],
+  ];
+
+  it.each(chains)("%s: a broken or short source is SOURCE_READ_FAILED with nothing written", async (_name, chain) => {
+    let sent = false;
+    const broken = new Readable({
+      read() {
+        if (sent) this.destroy(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+        else this.push(Buffer.from("partial"));
+        sent = true;
+      },
+    });
+    serveBody(broken, 100);
+    const first = await processDocument(deps({ processors: chain() }), docRef({ size: 100 }), submitContext());
+    expect(first).toMatchObject({ status: "retry", code: "SOURCE_READ_FAILED" });
+    expect(first.status === "retry" && first.reason).toContain("socket hang up");
+
+    serveBody(chunked(["only this"]), 100);
+    const second = await processDocument(deps({ processors: chain() }), docRef({ size: 100 }), submitContext());
+    expect(second).toMatchObject({ status: "retry", code: "SOURCE_READ_FAILED" });
+    expect(second.status === "retry" && second.reason).toContain("9 of 100 bytes");
+    expect(putInputs()).toHaveLength(0);
+  });
+
+  it.each(chains)("%s: reports the bytes read", async (_name, chain) => {
+    serveBody(chunked(["abc", "defg", "hi"]), 9);
+    const outcome = await processDocument(deps({ processors: chain() }), docRef({ size: 9 }), submitContext());
+    expect(outcome).toMatchObject({ status: "done", bytesIn: 9 });
+  });
+
   it("a source stream that breaks mid-way: retry SOURCE_READ_FAILED, body destroyed", async () => {
     let sent = false;
     const body = new Readable({
