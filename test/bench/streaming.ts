@@ -2,7 +2,8 @@
 // issue 5, on the local stand-in (this process, core 1 when taskset exists), each contender a child pinned to core 0
 // with the Node flags of the systemd unit (heap and young-generation limits, read from its ExecStart):
 //   1. throughput: N documents of S MiB (full 8 x 256 MiB, --quick 2 x 64 MiB), processed by the daemon
-//      (`node dist/cli.js run`, processor `metadata`) and then by the raw SDK loop (peer-worker.ts raw), same data:
+//      (`node dist/cli.js run`, processor `metadata`), by the daemon with the raw loop's job (sha256-processor.mjs: the
+//      framework without the text statistics) and then by the raw SDK loop (peer-worker.ts raw), same data:
 //      MB/s and daemon/raw, CPU ms per MiB, role requests per document, peak RSS (VmHWM);
 //   2. peak RSS against object size: one object per size (full 1, 16, 256, 1024 MiB; --quick 1, 16, 64 MiB), a fresh
 //      daemon and a fresh raw loop per size, so each VmHWM belongs to that size; RSS per size and the spread.
@@ -25,6 +26,7 @@ import { configSchema } from "../../src/config/schema.js";
 import { DAEMON_CLI } from "../local/daemon-process.js";
 import type { StandIn } from "../local/stand-in.js";
 import { startContender } from "./contender.js";
+import { DAEMON_SHA256 } from "./report.js";
 import { taskset } from "./proc.js";
 import {
   cleanQueue,
@@ -42,6 +44,7 @@ import {
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const PEER_WORKER = fileURLToPath(new URL("./peer-worker.ts", import.meta.url));
+const SHA256_PROCESSOR = fileURLToPath(new URL("./sha256-processor.mjs", import.meta.url));
 
 const MiB = 1024 * 1024;
 const RSS_TARGET_MB = 96;
@@ -206,9 +209,9 @@ async function runQueued(
   events: readonly string[],
   configPath: string,
   outputBytes: number,
+  name: string = side === "daemon" ? "daemon" : "raw SDK loop",
 ): Promise<Figures> {
   const { standIn } = bench;
-  const name = side === "daemon" ? "daemon" : "raw SDK loop";
   const what = `${name} on ${docs.length} x ${mib(docs[0]?.bytes ?? 0)} MiB`;
   const env = contenderEnv(standIn);
   const totalBytes = docs.reduce((n, d) => n + d.bytes, 0);
@@ -270,14 +273,35 @@ async function removeObjects(standIn: StandIn, docs: readonly BenchDoc[]): Promi
 }
 
 /** The daemon, then the raw loop (sized to write the daemon's output bytes), on the same uploaded objects. */
-async function both(bench: MeasuredStandIn, docs: readonly BenchDoc[], configPath: string): Promise<{ daemon: Figures; raw: Figures }> {
+interface Compared {
+  /** The daemon with the bench's config (defaults but for maxObjectBytes when needed). */
+  daemon: Figures;
+  /** The daemon in other configurations on the same objects (throughput run only). */
+  variants: Figures[];
+  raw: Figures;
+}
+
+/** A daemon configuration to run besides the main one, and its row label. */
+interface Variant {
+  label: string;
+  configPath: string;
+}
+
+/** The daemon, its variants, then the raw loop, on the same objects (uploaded once, events replayed). */
+async function both(bench: MeasuredStandIn, docs: readonly BenchDoc[], configPath: string, variants: readonly Variant[] = []): Promise<Compared> {
   const events = await uploadAndCapture(bench.standIn, docs);
+  const said = (f: Figures): void => say(`  ${f.contender} ${f.mbPerSecond.toFixed(1)} MB/s, peak RSS ${f.peakRssMb?.toFixed(1) ?? "n/a"} MB`);
   try {
     const daemon = await runQueued(bench, "daemon", docs, events, configPath, 0);
-    say(`  daemon ${daemon.mbPerSecond.toFixed(1)} MB/s, peak RSS ${daemon.peakRssMb?.toFixed(1) ?? "n/a"} MB`);
+    said(daemon);
+    const others: Figures[] = [];
+    for (const v of variants) {
+      others.push(await runQueued(bench, "daemon", docs, events, v.configPath, 0, v.label));
+      said(others.at(-1)!);
+    }
     const raw = await runQueued(bench, "raw", docs, events, configPath, Math.round(daemon.bytesOutPerDoc));
-    say(`  raw SDK loop ${raw.mbPerSecond.toFixed(1)} MB/s, peak RSS ${raw.peakRssMb?.toFixed(1) ?? "n/a"} MB`);
-    return { daemon, raw };
+    said(raw);
+    return { daemon, variants: others, raw };
   } finally {
     // A failed cleanup costs the emulator memory, not the figures: say so rather than hide the run's own error.
     await removeObjects(bench.standIn, docs).catch((err: unknown) => say(`  deleting the objects failed: ${errorText(err)}`));
@@ -311,10 +335,11 @@ function spread(values: readonly (number | null)[]): number | null {
 
 const sizeLabel = (m: number): string => (m >= 1024 && m % 1024 === 0 ? `${m / 1024} GiB` : `${m} MiB`);
 
-function report(throughput: { daemon: Figures; raw: Figures }, sweep: readonly SweepRow[], checks: readonly Check[], notes: readonly string[]): string {
-  const { daemon, raw } = throughput;
+function report(throughput: Compared, sweep: readonly SweepRow[], checks: readonly Check[], notes: readonly string[]): string {
+  const { daemon, variants, raw } = throughput;
+  const contenders = [daemon, ...variants, raw];
   const header = ["", "docs", "MiB/doc", "s", "MB/s", "x raw", "CPU ms/MiB", "req/doc", "peak RSS MB", "READY ms", "dup"];
-  const rows = [daemon, raw].map((f) => [
+  const rows = contenders.map((f) => [
     f.contender,
     String(f.documents),
     String(f.objectMiB),
@@ -343,7 +368,7 @@ function report(throughput: { daemon: Figures; raw: Figures }, sweep: readonly S
     const value = t.value === null ? "n/a" : round(t.value);
     return `  ${mark} ${t.target.padEnd(52)} measured ${value}${t.met === false ? `, missed by ${t.missedBy}` : t.met === null ? " (not measured)" : ""}`;
   });
-  const breakdown = [daemon, raw].map(
+  const breakdown = contenders.map(
     (f) => `  ${f.contender}: ${Object.entries(f.requestsByAction).map(([a, n]) => `${a}=${(n / f.documents).toFixed(2)}`).join(" ")}`,
   );
   return [
@@ -378,7 +403,7 @@ async function main(): Promise<number> {
   const settings: Record<string, unknown> = { processor: "metadata", concurrency };
   if (maxInFlightMiB !== undefined) settings["maxInFlightBytes"] = maxInFlightMiB * MiB;
   let limits: { maxObjectBytes: number; maxInFlightBytes: number };
-  let throughput: { daemon: Figures; raw: Figures };
+  let throughput: Compared;
   const started = performance.now();
   try {
     const largest = Math.max(docMiB, ...sweepMiB) * MiB;
@@ -407,11 +432,22 @@ async function main(): Promise<number> {
     }
 
     say(`throughput: ${docCount} x ${docMiB} MiB…`);
-    throughput = await both(bench, makeDocuments(docCount, docMiB * MiB, "stream/doc-"), configPath);
+    // The byte budget lets only `admitted` documents of this size run at once; the raw loop runs `concurrency`. So the
+    // same documents also go through a daemon whose budget admits as many as the raw loop, with each processor.
+    const parallel = Math.min(concurrency, docCount);
+    const variants: Variant[] = [];
+    const budget = { ...settings, maxInFlightBytes: Math.max(limits.maxInFlightBytes, parallel * docMiB * MiB) };
+    const atOnce = `maxInFlightBytes ${mib(budget.maxInFlightBytes)} MiB`;
+    if (admitted < parallel) variants.push({ label: `daemon, ${atOnce}`, configPath: daemonConfigFile(standIn, budget) });
+    variants.push({
+      label: `${DAEMON_SHA256}${admitted < parallel ? `, ${atOnce}` : ""}`,
+      configPath: daemonConfigFile(standIn, { ...budget, processor: SHA256_PROCESSOR }),
+    });
+    throughput = await both(bench, makeDocuments(docCount, docMiB * MiB, "stream/doc-"), configPath, variants);
     for (const size of sweepMiB) {
       say(`rss: one object of ${sizeLabel(size)}…`);
-      const pair = await both(bench, makeDocuments(1, size * MiB, `rss/${size}mib-`), configPath);
-      sweep.push({ objectMiB: size, ...pair });
+      const { daemon, raw } = await both(bench, makeDocuments(1, size * MiB, `rss/${size}mib-`), configPath);
+      sweep.push({ objectMiB: size, daemon, raw });
     }
   } catch (err) {
     say(`streaming bench failed: ${err instanceof StepError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
