@@ -69,12 +69,14 @@ export function checkTargets(results: readonly ContenderResult[]): TargetCheck[]
   ];
 }
 
-function round(n: number): string {
+export function round(n: number): string {
   return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2);
 }
-const fmt = (n: number | null, suffix = ""): string => (n === null || !Number.isFinite(n) ? "n/a" : `${round(n)}${suffix}`);
+export const fmt = (n: number | null | undefined, suffix = ""): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? "n/a" : `${round(n)}${suffix}`;
 
-function table(rows: string[][]): string {
+/** Rows as aligned columns: the first left-aligned, the rest right-aligned. */
+export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
   return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
 }

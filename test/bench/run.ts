@@ -14,9 +14,9 @@
 // daemons on one queue). Exit 0 when every part completed; targets are reported, not asserted.
 // Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf, --no-streaming, --no-scale-out.
 import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -25,7 +25,18 @@ import type { StandIn } from "../local/stand-in.js";
 import { startContender } from "./contender.js";
 import { taskset, ticksToMs } from "./proc.js";
 import { DAEMON_SHA256, checkTargets, formatReport, type ContenderResult } from "./report.js";
-import { contenderEnv, daemonConfigFile, makeDocuments, runConsumer, say, startMeasuredStandIn, type Measured, type MeasuredStandIn, unitNodeFlags } from "./workload.js";
+import {
+  contenderEnv,
+  daemonConfigFile,
+  makeDocuments,
+  runConsumer,
+  saveResults,
+  say,
+  startMeasuredStandIn,
+  unitNodeFlags,
+  type Measured,
+  type MeasuredStandIn,
+} from "./workload.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const PEER_WORKER = fileURLToPath(new URL("./peer-worker.ts", import.meta.url));
@@ -200,26 +211,14 @@ async function main(): Promise<number> {
 
   const targets = checkTargets(results);
   process.stdout.write(formatReport(results, targets));
-  const out = resolve(values.out);
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        mode: quick ? "quick" : "full",
-        machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version, pinned: taskset() !== null },
-        workload: { documents: docCount, documentBytes: DOC_BYTES, shellDocuments: shellCount, concurrency, nodeFlags: NODE_FLAGS },
-        results: results.map(({ ...r }) => {
-          delete (r as Partial<typeof r> & { bytesOutPerDoc?: number }).bytesOutPerDoc;
-          return r;
-        }),
-        targets,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  const out = saveResults(values.out, quick ? "quick" : "full", {
+    workload: { documents: docCount, documentBytes: DOC_BYTES, shellDocuments: shellCount, concurrency, nodeFlags: NODE_FLAGS },
+    results: results.map(({ ...r }) => {
+      delete (r as Partial<typeof r> & { bytesOutPerDoc?: number }).bytesOutPerDoc;
+      return r;
+    }),
+    targets,
+  });
   say(`saved ${out}`);
   const parts: [skip: boolean, script: string, args: string[]][] = [
     [values["no-pdf"], PDF_BENCH, quick ? ["--pages", "200", "--max-mib", "4"] : []],

@@ -25,17 +25,29 @@ import {
   ReceiveMessageCommand,
 } from "@aws-sdk/client-sqs";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DAEMON_CLI } from "../local/daemon-process.js";
 import type { StandIn } from "../local/stand-in.js";
 import { startContender, type Contender, type LogLine } from "./contender.js";
+import { fmt, table } from "./report.js";
 import { cpuMs, peakRssBytes, taskset } from "./proc.js";
-import { cleanQueue, contenderEnv, daemonConfigFile, makeDocuments, say, startMeasuredStandIn, upload, type BenchDoc, unitNodeFlags } from "./workload.js";
+import {
+  cleanQueue,
+  contenderEnv,
+  daemonConfigFile,
+  makeDocuments,
+  saveResults,
+  say,
+  startMeasuredStandIn,
+  unitNodeFlags,
+  upload,
+  type BenchDoc,
+} from "./workload.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const DOC_BYTES = 4 * 1024;
@@ -485,15 +497,7 @@ async function runFleet(n: number, docs: readonly BenchDoc[], expected: Readonly
   }
 }
 
-function round(n: number): string {
-  return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2);
-}
-const fmt = (n: number | null, suffix = ""): string => (n === null || !Number.isFinite(n) ? "n/a" : `${round(n)}${suffix}`);
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
-}
 
 function queueText(q: RunFigures["queue"]): string {
   return `visible ${q.visible}, not visible ${q.notVisible}, delayed ${q.delayed}, DLQ ${q.deadLetter}`;
@@ -615,32 +619,20 @@ async function main(): Promise<number> {
   const fleet = await runFleet(fleetSize, docs, expectedHashes, docPrefix);
 
   process.stdout.write(formatReport(one, fleet, docs.length));
-  const out = resolve(values.out);
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        mode: quick ? "quick" : "full",
-        machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version, pinned: taskset() !== null },
-        workload: {
-          documents: docCount,
-          documentBytes: DOC_BYTES,
-          processor: "metadata",
-          concurrency,
-          nodeFlags: NODE_FLAGS,
-          injectedLatencyMs: { s3: latencyMs, sqs: latencyMs },
-          placement: taskset() !== null ? { daemons: "core 0", standIn: "core 1" } : null,
-          start: "backlog held by the bench, released when every daemon is READY",
-        },
-        ratio: fleet.docsPerSecond / one.docsPerSecond,
-        runs: [one, fleet],
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  const out = saveResults(values.out, quick ? "quick" : "full", {
+    workload: {
+      documents: docCount,
+      documentBytes: DOC_BYTES,
+      processor: "metadata",
+      concurrency,
+      nodeFlags: NODE_FLAGS,
+      injectedLatencyMs: { s3: latencyMs, sqs: latencyMs },
+      placement: taskset() !== null ? { daemons: "core 0", standIn: "core 1" } : null,
+      start: "backlog held by the bench, released when every daemon is READY",
+    },
+    ratio: fleet.docsPerSecond / one.docsPerSecond,
+    runs: [one, fleet],
+  });
   say(`saved ${out}`);
 
   let failed = false;

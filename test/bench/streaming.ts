@@ -16,9 +16,9 @@
 // --max-in-flight-mib N (the daemon's maxInFlightBytes), --node-flag F (repeatable: extra flag for both contenders).
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { cpus } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -26,7 +26,7 @@ import { configSchema } from "../../src/config/schema.js";
 import { DAEMON_CLI } from "../local/daemon-process.js";
 import type { StandIn } from "../local/stand-in.js";
 import { startContender } from "./contender.js";
-import { DAEMON_SHA256 } from "./report.js";
+import { DAEMON_SHA256, fmt, round, table } from "./report.js";
 import { taskset } from "./proc.js";
 import {
   cleanQueue,
@@ -34,6 +34,7 @@ import {
   daemonConfigFile,
   makeDocuments,
   runConsumer,
+  saveResults,
   say,
   startMeasuredStandIn,
   unitNodeFlags,
@@ -308,16 +309,7 @@ async function both(bench: MeasuredStandIn, docs: readonly BenchDoc[], configPat
   }
 }
 
-function round(n: number): string {
-  return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2);
-}
-const fmt = (n: number | null | undefined, suffix = ""): string =>
-  n === null || n === undefined || !Number.isFinite(n) ? "n/a" : `${round(n)}${suffix}`;
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")).join("\n");
-}
 
 function check(target: string, value: number | null, limit: number, atMost: boolean, unit: string): Check {
   if (value === null || !Number.isFinite(value)) return { target, value: null, limit, met: null, missedBy: "not measured" };
@@ -471,36 +463,24 @@ async function main(): Promise<number> {
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(report(throughput, sweep, checks, notes));
 
-  const out = resolve(values.out);
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        mode: quick ? "quick" : "full",
-        machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version, pinned: taskset() !== null, standInPinned },
-        workload: {
-          throughput: { documents: docCount, objectMiB: docMiB },
-          rssSizesMiB: sweepMiB,
-          concurrency,
-          nodeFlags,
-          processor: "metadata",
-          daemonSettings: settings,
-          daemonLimits: limits,
-          queueVisibilityTimeoutSeconds: QUEUE_VISIBILITY_SECONDS,
-        },
-        throughput: { ...throughput, daemonToRaw: ratio },
-        rss: { bySize: sweep, daemonSpreadMb: daemonSpread, rawSpreadMb: spread(sweep.map((r) => r.raw.peakRssMb)) },
-        targets: checks,
-        notes,
-        benchSeconds: seconds,
-        benchProcessPeakRssMb: process.resourceUsage().maxRSS / 1024,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  const out = saveResults(values.out, quick ? "quick" : "full", {
+    workload: {
+      throughput: { documents: docCount, objectMiB: docMiB },
+      rssSizesMiB: sweepMiB,
+      concurrency,
+      nodeFlags,
+      processor: "metadata",
+      daemonSettings: settings,
+      daemonLimits: limits,
+      queueVisibilityTimeoutSeconds: QUEUE_VISIBILITY_SECONDS,
+    },
+    throughput: { ...throughput, daemonToRaw: ratio },
+    rss: { bySize: sweep, daemonSpreadMb: daemonSpread, rawSpreadMb: spread(sweep.map((r) => r.raw.peakRssMb)) },
+    targets: checks,
+    notes,
+    benchSeconds: seconds,
+    benchProcessPeakRssMb: process.resourceUsage().maxRSS / 1024,
+  }, { standInPinned });
   say(`saved ${out} (${seconds.toFixed(0)} s)`);
   return 0;
 }

@@ -5,15 +5,15 @@
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { Upload } from "@aws-sdk/lib-storage";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { startStandIn, type StandIn, type StandInOptions } from "../local/stand-in.js";
 import type { Contender, LogLine } from "./contender.js";
-import { cpuMs, peakRssBytes, pin } from "./proc.js";
+import { cpuMs, peakRssBytes, pin, taskset } from "./proc.js";
 import type { ContenderResult } from "./report.js";
 
 const MiB = 1024 * 1024;
@@ -270,4 +270,13 @@ export function unitNodeFlags(): string[] {
   }
   if (flags.length === 0) throw new Error(`ExecStart in ${UNIT_FILE} passes no Node flags: ${exec}`);
   return flags;
+}
+
+/** Saves a bench's results as JSON, after the date, the mode and the machine they come from; returns the path. */
+export function saveResults(path: string, mode: "quick" | "full", fields: Record<string, unknown>, machine: Record<string, unknown> = {}): string {
+  const out = resolve(path);
+  mkdirSync(dirname(out), { recursive: true });
+  const about = { cpus: cpus().length, model: cpus()[0]?.model ?? null, node: process.version, pinned: taskset() !== null, ...machine };
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), mode, machine: about, ...fields }, null, 2)}\n`);
+  return out;
 }
