@@ -70,7 +70,9 @@ export const configSchema = z.strictObject({
     ),
   maxInFlightBytes: int(1 * MiB, 16 * GiB)
     .default(256 * MiB)
-    .describe("Sum of object sizes being processed at once; one larger object still runs alone."),
+    .describe(
+      "Sum of the sizes of the documents held (running or waiting); one larger object still runs alone. It guards processors that keep documents in memory: the built-in ones stream (or cap what they buffer at `maxBufferedBytes`), so for large objects a budget of `concurrency` x object size lets them run side by side (see Performance).",
+    ),
   maxObjectBytes: int(1, 5 * 1024 * GiB)
     .default(1 * GiB)
     .describe("Objects larger than this are rejected before download, with a logged reason."),
