@@ -10,9 +10,11 @@
 // last document), role requests/document (gateway, first receive to exit), peak RSS (VmHWM), READY time. Prints a table
 // and the targets (to reach, not asserted), saves JSON (default bench-results/latest.json). Then, each as a child
 // with its own table and JSON beside it: pdf-bench.ts (the text processor on PDFs), and in the full run only (the
-// quick one stays under a minute) streaming.ts (8 x 256 MiB, RSS against object size) and scale-out.ts (1 vs 3
-// daemons on one queue). Exit 0 when every part completed; targets are reported, not asserted.
-// Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf, --no-streaming, --no-scale-out.
+// quick one stays under a minute) streaming.ts (8 x 256 MiB, RSS against object size), scale-out.ts (1 vs 3
+// daemons on one queue) and text-mix.ts (the text processor through the daemon on a txt/html/docx/pdf mix).
+// Exit 0 when every part completed; targets are reported, not asserted.
+// Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf, --no-streaming, --no-scale-out,
+// --no-text-mix.
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -43,6 +45,7 @@ const PEER_WORKER = fileURLToPath(new URL("./peer-worker.ts", import.meta.url));
 const PDF_BENCH = fileURLToPath(new URL("./pdf-bench.ts", import.meta.url));
 const STREAMING_BENCH = fileURLToPath(new URL("./streaming.ts", import.meta.url));
 const SCALE_OUT_BENCH = fileURLToPath(new URL("./scale-out.ts", import.meta.url));
+const TEXT_MIX_BENCH = fileURLToPath(new URL("./text-mix.ts", import.meta.url));
 const SHA256_PROCESSOR = fileURLToPath(new URL("./sha256-processor.mjs", import.meta.url));
 const DOC_BYTES = 4 * 1024;
 /** The unit's Node flags (heap and young-generation limits), for every Node contender. */
@@ -58,6 +61,7 @@ const { values } = parseArgs({
     "no-pdf": { type: "boolean", default: false },
     "no-streaming": { type: "boolean", default: false },
     "no-scale-out": { type: "boolean", default: false },
+    "no-text-mix": { type: "boolean", default: false },
   },
 });
 const quick = values.quick;
@@ -224,6 +228,7 @@ async function main(): Promise<number> {
     [values["no-pdf"], PDF_BENCH, quick ? ["--pages", "200", "--max-mib", "4"] : []],
     [quick || values["no-streaming"], STREAMING_BENCH, ["--out", join(dirname(out), "streaming.json")]],
     [quick || values["no-scale-out"], SCALE_OUT_BENCH, ["--out", join(dirname(out), "scale-out.json")]],
+    [quick || values["no-text-mix"], TEXT_MIX_BENCH, ["--out", join(dirname(out), "text-mix.json")]],
   ];
   const failed: string[] = [];
   for (const [skip, script, args] of parts) {
