@@ -75,6 +75,12 @@ export function round(n: number): string {
 export const fmt = (n: number | null | undefined, suffix = ""): string =>
   n === null || n === undefined || !Number.isFinite(n) ? "n/a" : `${round(n)}${suffix}`;
 
+/** The p-th percentile of ascending `sorted` values (nearest rank); null when there are none. */
+export function percentile(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? null;
+}
+
 /** Rows as aligned columns: the first left-aligned, the rest right-aligned. */
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));

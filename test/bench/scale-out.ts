@@ -34,7 +34,7 @@ import { parseArgs } from "node:util";
 import { DAEMON_CLI } from "../local/daemon-process.js";
 import type { StandIn } from "../local/stand-in.js";
 import { startContender, type Contender, type LogLine } from "./contender.js";
-import { fmt, table } from "./report.js";
+import { fmt, percentile, table } from "./report.js";
 import { cpuMs, peakRssBytes, taskset } from "./proc.js";
 import {
   cleanQueue,
@@ -174,11 +174,6 @@ function cpuJiffies(cpu: number): Jiffies {
 function busyPercent(before: Jiffies, after: Jiffies): number | null {
   if (!before || !after || after.total <= before.total) return null;
   return ((after.busy - before.busy) / (after.total - before.total)) * 100;
-}
-
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? null;
 }
 
 async function sha256Of(doc: BenchDoc): Promise<string> {

@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { makeDocx, makePdf } from "../fixtures/documents/build.js";
 import { DAEMON_CLI } from "../local/daemon-process.js";
 import { startContender } from "./contender.js";
-import { fmt, table } from "./report.js";
+import { fmt, percentile, table } from "./report.js";
 import { taskset } from "./proc.js";
 import {
   contenderEnv,
@@ -86,11 +86,6 @@ function mixedDocuments(count: number): (BenchDoc & { type: DocType })[] {
     const body = documentOf(type, i);
     return { key: `mix/doc-${String(i).padStart(5, "0")}.${type}`, bytes: body.length, body: () => body, type };
   });
-}
-
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? null;
 }
 
 async function main(): Promise<number> {
