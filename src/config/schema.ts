@@ -132,7 +132,6 @@ export function envNameOf(key: string): string {
   return `DOC_PROCESSOR_${key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()}`;
 }
 
-/** Region from a standard SQS queue URL, or undefined (e.g. a local endpoint). */
 /**
  * Documents held beyond `concurrency`. A batch is asked for once it fits, so concurrency + 10 keeps about
  * `concurrency` documents waiting while the next receive is on its way: the workers do not run dry between batches.
@@ -141,6 +140,7 @@ export function prefetchOf(config: Pick<Config, "prefetch" | "concurrency">): nu
   return config.prefetch ?? config.concurrency + 10;
 }
 
+/** Region from a standard SQS queue URL, or undefined (e.g. a local endpoint). */
 export function regionFromQueueUrl(queueUrl: string): string | undefined {
   let host: string;
   try {

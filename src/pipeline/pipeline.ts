@@ -1,8 +1,9 @@
 /**
  * Scheduling of documents: at most `concurrency` run at once (p-queue), up to `prefetch` more wait for a slot (so the
- * consumer can receive full batches), and the sizes of the documents in flight stay within `maxInFlightBytes`. Admission is first in, first out: a document that does not fit yet holds back the ones
- * behind it, so a large one is never starved by a stream of small ones. A document larger than the whole budget is
- * admitted only when nothing else is, and then runs alone.
+ * consumer can receive full batches), and the sizes of the documents in flight stay within `maxInFlightBytes`.
+ * Admission is first in, first out: a document that does not fit yet holds back the ones behind it, so a large one is
+ * never starved by a stream of small ones. A document larger than the whole budget is admitted only when nothing else
+ * is, and then runs alone.
  */
 import PQueue from "p-queue";
 import { ErrorCode, errorMessage } from "../errors.js";
