@@ -40,6 +40,7 @@ import {
   cleanQueue,
   contenderEnv,
   daemonConfigFile,
+  eventKeys,
   makeDocuments,
   saveResults,
   say,
@@ -182,19 +183,6 @@ async function sha256Of(doc: BenchDoc): Promise<string> {
   if (Buffer.isBuffer(body)) return hash.update(body).digest("hex");
   for await (const chunk of body) hash.update(chunk as Buffer);
   return hash.digest("hex");
-}
-
-/** Keys of the S3 records in a notification body (URL-decoded as S3 encodes them); [] for anything else. */
-function eventKeys(body: string): string[] {
-  try {
-    const parsed = JSON.parse(body) as { Records?: { s3?: { object?: { key?: string } } }[] };
-    return (parsed.Records ?? []).flatMap((r) => {
-      const key = r.s3?.object?.key;
-      return typeof key === "string" ? [decodeURIComponent(key.replace(/\+/g, " "))] : [];
-    });
-  } catch {
-    return [];
-  }
 }
 
 /** Runs `fn` over `items`, `parallel` at a time. */

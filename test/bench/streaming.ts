@@ -32,6 +32,7 @@ import {
   cleanQueue,
   contenderEnv,
   daemonConfigFile,
+  eventKeys,
   makeDocuments,
   runConsumer,
   saveResults,
@@ -144,19 +145,6 @@ const errorText = (err: unknown): string => (err instanceof Error ? err.message 
 function daemonLimits(standIn: StandIn, settings: Record<string, unknown>): { maxObjectBytes: number; maxInFlightBytes: number } {
   const parsed = configSchema.parse({ ...standIn.config, ...settings });
   return { maxObjectBytes: parsed.maxObjectBytes, maxInFlightBytes: parsed.maxInFlightBytes };
-}
-
-/** Source keys named by an S3 notification body (keys in events are form-URL-encoded). */
-function eventKeys(body: string | undefined): string[] {
-  try {
-    const parsed = JSON.parse(body ?? "") as { Records?: { s3?: { object?: { key?: string } } }[] };
-    return (parsed.Records ?? []).flatMap((r) => {
-      const key = r.s3?.object?.key;
-      return key === undefined ? [] : [decodeURIComponent(key.replace(/\+/g, " "))];
-    });
-  } catch {
-    return [];
-  }
 }
 
 /** Uploads `docs` (as the uploader, so the stand-in sends the events) and takes their notifications off the queue. */

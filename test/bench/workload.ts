@@ -121,6 +121,19 @@ export async function drainQueue(standIn: StandIn): Promise<number> {
   return drained;
 }
 
+/** Keys (decoded once, as S3 encodes them) of the S3 records in a notification body; [] for anything else. */
+export function eventKeys(body: string | undefined): string[] {
+  try {
+    const parsed = JSON.parse(body ?? "") as { Records?: { s3?: { object?: { key?: string } } }[] };
+    return (parsed.Records ?? []).flatMap((r) => {
+      const key = r.s3?.object?.key;
+      return typeof key === "string" ? [decodeURIComponent(key.replace(/\+/g, " "))] : [];
+    });
+  } catch {
+    return [];
+  }
+}
+
 /** Empties the queue before a contender. (A poll a stopped contender left open no longer hides messages: the gateway
  * makes whatever such a poll takes visible again at once.) */
 export async function cleanQueue(standIn: StandIn): Promise<void> {
