@@ -374,8 +374,6 @@ async function main(): Promise<number> {
     say("streaming bench: dist/ is missing; run `npm run build` first");
     return 1;
   }
-  // This process's SDK clients (the stand-in's admin and uploader) would print it on Node 20; the contenders get it too.
-  process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
   const bench = await startMeasuredStandIn({ visibilityTimeoutSeconds: QUEUE_VISIBILITY_SECONDS });
   const { standIn, standInPinned } = bench;
   const notes: string[] = [];

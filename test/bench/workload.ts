@@ -254,7 +254,6 @@ export function contenderEnv(standIn: StandIn): Record<string, string> {
   return {
     PATH: process.env["PATH"] ?? "/usr/bin:/bin",
     HOME: mkdtempSync(join(tmpdir(), "dp-bench-home-")),
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     ...standIn.env,
   };
 }

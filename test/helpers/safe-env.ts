@@ -13,8 +13,6 @@ export const LOOPBACK_AWS_ENV: Readonly<Record<string, string>> = {
   AWS_ENDPOINT_URL_STS: CLOSED_LOOPBACK,
   AWS_ENDPOINT_URL_EC2: CLOSED_LOOPBACK,
   AWS_REGION: "us-east-1",
-  // Node 20 here, Node 22 in production: the SDK's upgrade notice is noise in test output.
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
 };
 for (const [name, value] of Object.entries(LOOPBACK_AWS_ENV)) {
   process.env[name] ??= value;

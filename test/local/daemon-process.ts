@@ -43,8 +43,6 @@ export function startDaemonProcess(options: StartDaemonOptions): DaemonProcess {
   const env: Record<string, string> = {
     PATH: process.env["PATH"] ?? "/usr/bin:/bin",
     HOME: dir,
-    // The SDK warns on Node 20 that releases after January 2027 need Node 22 (the production target): noise here.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     ...options.env,
   };
   const child = spawn(process.execPath, [DAEMON_CLI, ...(options.args ?? ["run"]), "--config", configPath], {

@@ -5,6 +5,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/systemd/**/*.test.ts"],
+    globalSetup: ["test/helpers/global-setup.ts"],
     setupFiles: ["test/helpers/safe-env.ts"],
     fileParallelism: false,
     testTimeout: 120_000,

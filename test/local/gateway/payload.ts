@@ -1,6 +1,8 @@
 // Request body integrity: aws-chunked decoding (what the SDK sends for stream bodies) and the checksums S3 checks
-// (x-amz-checksum-* headers or trailers, Content-MD5). Node 20 has no zlib.crc32, hence the tables.
+// (x-amz-checksum-* headers or trailers, Content-MD5). CRC32 is zlib's (native); CRC32C has no Node built-in, hence
+// the table.
 import { createHash } from "node:crypto";
+import { crc32 as zlibCrc32 } from "node:zlib";
 
 function crcTable(polynomial: number): Uint32Array {
   const table = new Uint32Array(256);
@@ -12,7 +14,6 @@ function crcTable(polynomial: number): Uint32Array {
   return table;
 }
 
-const CRC32_TABLE = crcTable(0xedb88320);
 const CRC32C_TABLE = crcTable(0x82f63b78);
 
 function crc(table: Uint32Array, data: Uint8Array): number {
@@ -21,7 +22,7 @@ function crc(table: Uint32Array, data: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-export const crc32 = (data: Uint8Array): number => crc(CRC32_TABLE, data);
+export const crc32 = (data: Uint8Array): number => zlibCrc32(data);
 export const crc32c = (data: Uint8Array): number => crc(CRC32C_TABLE, data);
 
 function uint32Base64(value: number): string {

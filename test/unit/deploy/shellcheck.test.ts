@@ -9,12 +9,14 @@ import { requireTool } from "../../helpers/tools.js";
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 describe("shell scripts", () => {
-  it("scripts/*.sh and .ci/run pass shellcheck", () => {
+  it("scripts/*.sh, scripts/dev/*.sh and .ci/run pass shellcheck", () => {
     const shellcheck = requireTool("/usr/bin/shellcheck", "apt-get install shellcheck");
-    const scripts = readdirSync(join(ROOT, "scripts"))
-      .filter((n) => n.endsWith(".sh"))
-      .map((n) => join(ROOT, "scripts", n));
-    expect(scripts.length).toBeGreaterThanOrEqual(5);
+    const scripts = ["scripts", "scripts/dev"].flatMap((dir) =>
+      readdirSync(join(ROOT, dir))
+        .filter((n) => n.endsWith(".sh"))
+        .map((n) => join(ROOT, dir, n)),
+    );
+    expect(scripts.length).toBeGreaterThanOrEqual(6);
     const r = spawnSync(shellcheck, [...scripts, join(ROOT, ".ci", "run")], { encoding: "utf8" });
     expect({ status: r.status, findings: r.stdout }).toEqual({ status: 0, findings: "" });
   });
