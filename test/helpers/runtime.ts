@@ -26,9 +26,8 @@ export function checkRuntime(version: string = process.versions.node, execPath: 
   if (version.split(".")[0] !== major) {
     throw new Error(
       `the tests run on Node ${major} (production's runtime) but this is Node ${version} (${execPath}): ` +
-        `run them through npm scripts (npm test, npm run test:unit -- FILE, npm run bench; not npx, which puts ` +
-        `the system's node first), which put node_modules/.bin/node (Node ${pinned}, installed by npm ci on ` +
-        `linux-x64) first on PATH`,
+        `run them through npm (npm test, npm run bench, npx vitest run FILE), which puts node_modules/.bin/node ` +
+        `(Node ${pinned}, installed by npm ci on linux-x64) first on PATH`,
     );
   }
   return `Node v${version} (${execPath})`;

@@ -102,6 +102,45 @@ export async function eventually<T>(
 }
 
 /**
+ * The first `deb` URI serving `suite` in apt sources, in the one-line format (`deb [options] URI suite components`)
+ * or deb822 stanzas (`Types:`, `URIs:`, `Suites:`, `Enabled:`): the root is built from the mirror this host installs
+ * its own packages from, whatever network policy or proxy that mirror stands for.
+ */
+export function aptMirrorFromSources(files: readonly string[], suite: string): string | undefined {
+  for (const text of files) {
+    for (const line of text.split("\n")) {
+      const m = /^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)/.exec(line);
+      if (m && m[2] === suite) return m[1];
+    }
+    for (const stanza of text.split(/\n\s*\n/)) {
+      const fields = new Map<string, string[]>();
+      for (const line of stanza.split("\n")) {
+        const f = /^([A-Za-z-]+):\s*(.*)$/.exec(line);
+        if (f) fields.set(f[1]!.toLowerCase(), f[2]!.trim().split(/\s+/));
+      }
+      if (fields.get("enabled")?.[0]?.toLowerCase() === "no") continue;
+      if (!fields.get("types")?.includes("deb") || !fields.get("suites")?.includes(suite)) continue;
+      const uri = fields.get("uris")?.[0];
+      if (uri) return uri;
+    }
+  }
+  return undefined;
+}
+
+function hostAptMirror(suite: string): string {
+  const dir = "/etc/apt/sources.list.d";
+  const paths = [
+    "/etc/apt/sources.list",
+    ...(existsSync(dir) ? readdirSync(dir).filter((n) => /\.(list|sources)$/.test(n)).map((n) => join(dir, n)) : []),
+  ];
+  const mirror = aptMirrorFromSources(paths.filter((p) => existsSync(p)).map((p) => readFileSync(p, "utf8")), suite);
+  if (mirror === undefined) {
+    throw new Error(`no apt source on this host serves Debian ${suite}: set DEBOOTSTRAP_MIRROR to a ${suite} mirror's URL`);
+  }
+  return mirror;
+}
+
+/**
  * The cached root (built once, 1-3 minutes, about 250 MB): `<cacheDir>/bookworm-minbase-systemd`, built into a
  * temporary directory and renamed into place, so an interrupted build never leaves a half root behind.
  */
@@ -115,7 +154,7 @@ export async function ensureRootfs(cacheDir: string): Promise<string> {
   mkdirSync(cacheDir, { recursive: true });
   const building = join(cacheDir, `.building-${process.pid}`);
   rmSync(building, { recursive: true, force: true });
-  const mirror = process.env["DEBOOTSTRAP_MIRROR"] ?? "http://deb.debian.org/debian";
+  const mirror = process.env["DEBOOTSTRAP_MIRROR"] ?? hostAptMirror(ROOTFS_RECIPE.suite);
   const result = await runHost(
     DEBOOTSTRAP,
     [`--variant=${ROOTFS_RECIPE.variant}`, `--include=${ROOTFS_RECIPE.include.join(",")}`, ROOTFS_RECIPE.suite, building, mirror],

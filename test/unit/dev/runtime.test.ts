@@ -13,7 +13,7 @@ describe("the test runtime", () => {
 
   it("refuses another major, saying how to get onto the pinned one", () => {
     expect(() => checkRuntime("20.20.2", "/usr/bin/node")).toThrow(
-      /run on Node 22 .* this is Node 20\.20\.2 \(\/usr\/bin\/node\): run them through npm scripts \(npm test,/,
+      /run on Node 22 .* this is Node 20\.20\.2 \(\/usr\/bin\/node\): run them through npm \(npm test,/,
     );
     expect(checkRuntime("22.0.1", "/x/node")).toBe("Node v22.0.1 (/x/node)");
   });
