@@ -3,6 +3,10 @@
 # doc-processor system user, a pinned and checksum-verified release of the daemon, its config and systemd unit, and
 # starts it. Safe to run again by hand: with the same parameters it downloads, rewrites and restarts nothing.
 #
+# The release is self-contained: `npm run package` ships the production node_modules (built for AL2023 x86_64), so
+# the instance needs only RELEASE_URL and the Amazon Linux package repositories (for nodejs22); there is no npm and
+# no registry here, which lets it run in a private subnet whose only way out is S3/SQS/STS VPC endpoints.
+#
 # Parameters: environment variables. The deploy wrapper inserts `export NAME='value'` lines right after the
 # shebang (cloud-init needs `#!` on the first line); values set here win over nothing, never over the environment.
 #   RELEASE_URL          https URL of the release tarball from `npm run package` (e.g. a GitHub release asset: the
@@ -17,7 +21,8 @@
 #   ROOT                 test hook: prefix of every path written (default: empty, the real /)
 #
 # Exit status: 0 installed and running; 64 a parameter is missing or invalid; 1 anything else (checksum mismatch,
-# download, install, or `systemctl start` failure: the journal's last lines are in the log).
+# download, a release without node_modules or whose `dist/cli.js --version` fails, or `systemctl start` failure: the
+# journal's last lines are in the log).
 # Everything is logged to /var/log/doc-processor-bootstrap.log.
 set -Eeuo pipefail
 umask 022
@@ -96,12 +101,12 @@ trap cleanup EXIT
 
 changed=()
 
-# --- Node.js 22: namespaced on AL2023 (/usr/bin/node-22, /usr/bin/npm-22), whatever `node` points to ---------------
-if command -v node-22 >/dev/null && command -v npm-22 >/dev/null; then
+# --- Node.js 22: namespaced on AL2023 (/usr/bin/node-22), whatever `node` points to; npm is not needed --------------
+if command -v node-22 >/dev/null; then
   log "nodejs22 already installed"
 else
   log "installing nodejs22"
-  dnf install -y nodejs22 nodejs22-npm
+  dnf install -y nodejs22
 fi
 
 # --- system user (and its group, which may read the config) ---------------------------------------------------------
@@ -141,7 +146,7 @@ else
   # Staged next to its final place so the rename into releases/<version> is atomic.
   stage=$(mktemp -d "$releases/.staging.XXXXXX")
   tar -xzf "$work/release.tgz" -C "$stage" --strip-components=1 --no-same-owner
-  [ -f "$stage/package.json" ] || die "the release has no package.json: not an npm pack tarball"
+  [ -f "$stage/package.json" ] || die "the release has no package.json: not a tarball from npm run package"
   meta=$(node-22 -e '
     const p = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
     console.log(p.name + " " + p.version);' "$stage/package.json") || die "cannot read the release's package.json"
@@ -149,17 +154,22 @@ else
   [ "$name" = "$PACKAGE_NAME" ] || die "the release is package '$name', not $PACKAGE_NAME"
   [[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$ ]] || die "unexpected version '$version'"
   [ -f "$stage/systemd/$SERVICE.service" ] || die "the release has no systemd/$SERVICE.service"
+  # The instance installs no dependencies (no npm, maybe no route to a registry): the release must carry them.
+  [ -d "$stage/node_modules" ] ||
+    die "the release has no node_modules: build it with npm run package (it ships the production dependencies)"
   if [ -f "$releases/$version/.release-sha256" ]; then
     # A version is immutable: a different tarball under the same version is a packaging mistake.
     die "release $version is already installed from another tarball (sha256 $(<"$releases/$version/.release-sha256")); publish a new version"
   fi
 
-  log "installing production dependencies of $version"
-  # --ignore-scripts: no production dependency needs an install script, and this runs as root.
-  (cd "$stage" && npm-22 ci --omit=dev --ignore-scripts --no-audit --no-fund --no-update-notifier \
-    --cache "$work/npm-cache") || die "npm-22 ci failed for $version"
   chmod -R u+rwX,go+rX,go-w "$stage"
   chmod 0755 "$stage"
+  # Smoke check before anything switches: the release's code and dependencies load on this Node. As the service
+  # user, as the unit runs it: nothing from the download runs as root.
+  smoke=$(runuser -u "$SERVICE_USER" -- node-22 "$stage/dist/cli.js" --version) ||
+    die "node-22 dist/cli.js --version failed for release $version"
+  [ "$smoke" = "$version" ] || die "release $version: dist/cli.js --version printed '$smoke'"
+  log "smoke check passed: node-22 dist/cli.js --version = $smoke"
   printf '%s\n' "$RELEASE_SHA256" >"$stage/.release-sha256"
   rm -rf "${releases:?}/$version" # an interrupted earlier install: it has no marker, so nothing runs from it
   mv -T "$stage" "$releases/$version"

@@ -1,6 +1,8 @@
-// scripts/user-data.sh in a sandbox root: stub dnf, useradd, getent, chown, curl, systemctl and journalctl come
-// first on PATH and record their calls; dnf "installs" node-22 (the Node running the tests) and npm-22 (a stub).
+// scripts/user-data.sh in a sandbox root: stub dnf, useradd, getent, chown, runuser, curl, systemctl and journalctl
+// come first on PATH and record their calls; dnf "installs" node-22 (the Node running the tests). npm, npm-22 and npx
+// are stubs that record and fail: the release carries its node_modules, and the bootstrap must never call npm.
 // Every path the script writes is under ROOT; the real /etc, /opt and services are never touched.
+// test/unit/deploy/package.test.ts installs a real `npm run package` tarball the same way.
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -41,6 +43,14 @@ interface Release {
   unit: string;
 }
 
+interface ReleaseOptions {
+  unitDescription?: string;
+  /** false: a release without node_modules (an `npm pack` tarball, not `npm run package`). */
+  nodeModules?: boolean;
+  /** The body of dist/cli.js; by default it prints the version for --version. */
+  cli?: string;
+}
+
 interface Sandbox {
   dir: string;
   root: string;
@@ -54,6 +64,7 @@ interface Run {
 }
 
 const sandboxes: string[] = [];
+let sandboxSerial = 0;
 afterEach(() => {
   for (const dir of sandboxes.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
@@ -70,17 +81,33 @@ function sandbox(): Sandbox {
   return sb;
 }
 
-/** A small tarball with the layout of `npm pack` (package/...), as scripts/package.sh produces it. */
-function release(sb: Sandbox, version: string, unitDescription = "doc-processor"): Release {
-  const src = join(sb.dir, `src-${version}`, "package");
+/**
+ * A small tarball with the layout of scripts/package.sh's (package/..., production node_modules included); its
+ * dist/cli.js answers --version like the real one. Each call builds a new tarball (a new name for a new variant).
+ */
+function release(sb: Sandbox, version: string, options: ReleaseOptions = {}): Release {
+  const { unitDescription = "doc-processor", nodeModules = true } = options;
+  const cli =
+    options.cli ??
+    `if (process.argv.includes("--version")) console.log(${JSON.stringify(version)});\n` +
+      `else console.log("doc-processor ${version}");\n`;
+  const tag = `${version}-${sandboxSerial++}`;
+  const src = join(sb.dir, `src-${tag}`, "package");
   mkdirSync(join(src, "dist"), { recursive: true });
   mkdirSync(join(src, "systemd"));
   writeFileSync(join(src, "package.json"), JSON.stringify({ name: "doc-processor", version }));
   writeFileSync(join(src, "npm-shrinkwrap.json"), JSON.stringify({ name: "doc-processor", version, lockfileVersion: 3 }));
-  writeFileSync(join(src, "dist", "cli.js"), `console.log("doc-processor ${version}");\n`);
+  writeFileSync(join(src, "dist", "cli.js"), cli);
+  if (nodeModules) {
+    mkdirSync(join(src, "node_modules", "stub-dependency"), { recursive: true });
+    writeFileSync(
+      join(src, "node_modules", "stub-dependency", "package.json"),
+      JSON.stringify({ name: "stub-dependency", version: "1.0.0" }),
+    );
+  }
   const unit = `[Unit]\nDescription=${unitDescription}\n\n[Service]\nExecStart=/usr/bin/node-22 /opt/doc-processor/current/dist/cli.js run\n`;
   writeFileSync(join(src, "systemd", "doc-processor.service"), unit);
-  const path = join(sb.dir, `doc-processor-${version}.tgz`);
+  const path = join(sb.dir, `doc-processor-${tag}.tgz`);
   execFileSync("tar", ["-czf", path, "-C", join(src, ".."), "package"]);
   return { version, path, sha256: createHash("sha256").update(readFileSync(path)).digest("hex"), unit };
 }
@@ -115,6 +142,8 @@ function takeCalls(sb: Sandbox): string[][] {
 }
 
 const commands = (calls: string[][], name: string) => calls.filter((c) => c[0] === name).map((c) => c.slice(1));
+// Every call of a stub npm, npm-22 or npx (each records, then fails): the bootstrap must make none.
+const npmCalls = (calls: string[][]) => calls.filter((c) => ["npm", "npm-22", "npx"].includes(c[0] ?? ""));
 // systemctl calls that change something (is-enabled/is-active only look).
 const systemdChanges = (calls: string[][]) =>
   commands(calls, "systemctl")
@@ -151,7 +180,7 @@ const unitPath = (sb: Sandbox) => join(sb.root, "etc", "systemd", "system", "doc
 const modeOf = (path: string) => lstatSync(path).mode & 0o777;
 
 describe("scripts/user-data.sh", { timeout: 60_000 }, () => {
-  it("installs Node 22, the user, the verified release, the config and the unit, then starts the service", async () => {
+  it("installs Node 22 (no npm), the user, the verified release, the config and the unit, then starts the service", async () => {
     const sb = sandbox();
     const rel = release(sb, "1.2.3");
 
@@ -160,18 +189,24 @@ describe("scripts/user-data.sh", { timeout: 60_000 }, () => {
     expect(r.output).toContain("done: doc-processor 1.2.3 running");
     expect(r.code).toBe(0);
     const calls = takeCalls(sb);
-    expect(commands(calls, "dnf")).toEqual([["install", "-y", "nodejs22", "nodejs22-npm"]]);
+    expect(commands(calls, "dnf")).toEqual([["install", "-y", "nodejs22"]]);
     const [useradd] = commands(calls, "useradd");
     expect(useradd).toEqual(expect.arrayContaining(["--system", "--no-create-home", "--shell", "/sbin/nologin"]));
     expect(useradd?.at(-1)).toBe("doc-processor");
     const [curl] = commands(calls, "curl");
     expect(curl).toEqual(expect.arrayContaining(["--fail", "--location", "--retry", PARAMS.RELEASE_URL]));
-    const [npm] = commands(calls, "npm-22");
-    expect(npm?.slice(0, 2)).toEqual(["ci", "--omit=dev"]);
-    expect(npm?.at(-1)).toMatch(new RegExp(`^cwd=${opt(sb, "releases", ".staging.")}`));
+    expect(npmCalls(calls)).toEqual([]);
+    // The smoke check: the staged release's CLI answers --version on node-22 before anything switches to it.
+    const smoke = commands(calls, "node-22").filter((argv) => argv.at(-1) === "--version");
+    expect(smoke).toHaveLength(1);
+    expect(smoke[0]?.[0]?.startsWith(opt(sb, "releases", ".staging."))).toBe(true);
+    expect(smoke[0]?.[0]?.endsWith("/dist/cli.js")).toBe(true);
+    expect(r.output).toContain("smoke check passed: node-22 dist/cli.js --version = 1.2.3");
+    // ... run as the service user, never as root.
+    expect(commands(calls, "runuser")).toEqual([["-u", "doc-processor", "--", "node-22", smoke[0]![0]!, "--version"]]);
     expect(systemdChanges(calls)).toEqual(["daemon-reload", "enable doc-processor", "start doc-processor"]);
 
-    // The release, switched to through a relative symlink, with its dependencies and checksum marker.
+    // The release, switched to through a relative symlink, with the dependencies it carried and its checksum marker.
     expect(readlinkSync(opt(sb, "current"))).toBe("releases/1.2.3");
     expect(readFileSync(opt(sb, "current", "dist", "cli.js"), "utf8")).toContain("1.2.3");
     expect(existsSync(opt(sb, "current", "node_modules", "stub-dependency", "package.json"))).toBe(true);
@@ -212,7 +247,8 @@ describe("scripts/user-data.sh", { timeout: 60_000 }, () => {
     expect(r.output).toContain("nothing changed");
     expect(r.code).toBe(0);
     const calls = takeCalls(sb);
-    for (const name of ["dnf", "useradd", "curl", "npm-22"]) expect(commands(calls, name)).toEqual([]);
+    for (const name of ["dnf", "useradd", "curl"]) expect(commands(calls, name)).toEqual([]);
+    expect(npmCalls(calls)).toEqual([]);
     expect(systemdChanges(calls)).toEqual([]);
     expect(snapshot(sb.root)).toEqual(before);
   });
@@ -231,7 +267,7 @@ describe("scripts/user-data.sh", { timeout: 60_000 }, () => {
     expect(r.output).toContain(`checksum mismatch for ${PARAMS.RELEASE_URL}: expected ${tampered.sha256}`);
     const calls = takeCalls(sb);
     expect(commands(calls, "curl")).toHaveLength(1);
-    expect(commands(calls, "npm-22")).toEqual([]);
+    expect(npmCalls(calls)).toEqual([]);
     expect(systemdChanges(calls)).toEqual([]);
     expect(snapshot(sb.root)).toEqual(before);
     expect(readlinkSync(opt(sb, "current"))).toBe("releases/1.2.3");
@@ -254,7 +290,7 @@ describe("scripts/user-data.sh", { timeout: 60_000 }, () => {
   it("installs a new release next to the old one, switches to it and restarts; the old one is reused by checksum", async () => {
     const sb = sandbox();
     const v1 = release(sb, "1.2.3");
-    const v2 = release(sb, "1.3.0", "doc-processor 1.3.0");
+    const v2 = release(sb, "1.3.0", { unitDescription: "doc-processor 1.3.0" });
     expect((await runUserData(sb, v1)).code).toBe(0);
     takeCalls(sb);
 
@@ -266,6 +302,7 @@ describe("scripts/user-data.sh", { timeout: 60_000 }, () => {
     expect(readFileSync(unitPath(sb), "utf8")).toBe(v2.unit);
     let calls = takeCalls(sb);
     expect(commands(calls, "curl")).toHaveLength(1);
+    expect(npmCalls(calls)).toEqual([]);
     expect(systemdChanges(calls)).toEqual(["daemon-reload", "restart doc-processor"]);
 
     // Rolling back to 1.2.3: its directory carries that checksum, so nothing is downloaded.
@@ -275,7 +312,7 @@ describe("scripts/user-data.sh", { timeout: 60_000 }, () => {
     expect(readlinkSync(opt(sb, "current"))).toBe("releases/1.2.3");
     calls = takeCalls(sb);
     expect(commands(calls, "curl")).toEqual([]);
-    expect(commands(calls, "npm-22")).toEqual([]);
+    expect(npmCalls(calls)).toEqual([]);
     expect(systemdChanges(calls)).toEqual(["daemon-reload", "restart doc-processor"]);
   });
 
@@ -306,6 +343,48 @@ describe("scripts/user-data.sh", { timeout: 60_000 }, () => {
     expect(commands(calls, "curl")).toEqual([]);
     expect(systemdChanges(calls)).toEqual(["restart doc-processor"]);
     expect(existsSync(join(sb.root, "pwned"))).toBe(false);
+  });
+
+  it("refuses a release without node_modules and installs no dependencies itself", async () => {
+    const sb = sandbox();
+    const rel = release(sb, "1.2.3", { nodeModules: false });
+
+    const r = await runUserData(sb, rel);
+
+    expect(r.code).toBe(1);
+    expect(r.output).toContain("the release has no node_modules: build it with npm run package");
+    const calls = takeCalls(sb);
+    expect(npmCalls(calls)).toEqual([]);
+    expect(systemdChanges(calls)).toEqual([]);
+    expect(readdirSync(opt(sb, "releases"))).toEqual([]); // the staging directory is gone
+    expect(existsSync(opt(sb, "current"))).toBe(false);
+    expect(existsSync(configPath(sb))).toBe(false);
+    expect(r.output).not.toContain("done:");
+  });
+
+  it("refuses a release whose dist/cli.js --version fails or prints another version, keeping the installed one", async () => {
+    const sb = sandbox();
+    const installed = release(sb, "1.2.3");
+    expect((await runUserData(sb, installed)).code).toBe(0);
+    takeCalls(sb);
+    const before = snapshot(sb.root);
+    const broken = release(sb, "1.3.0", { cli: `require("missing-dependency");\n` });
+    const mislabeled = release(sb, "1.3.0", { cli: `console.log("1.2.9");\n` });
+
+    const r1 = await runUserData(sb, broken);
+    const r2 = await runUserData(sb, mislabeled);
+
+    expect(r1.code).toBe(1);
+    expect(r1.output).toContain("node-22 dist/cli.js --version failed for release 1.3.0");
+    expect(r1.output).toContain("missing-dependency"); // node's own error, in the log
+    expect(r2.code).toBe(1);
+    expect(r2.output).toContain("release 1.3.0: dist/cli.js --version printed '1.2.9'");
+    const calls = takeCalls(sb);
+    expect(commands(calls, "curl")).toHaveLength(2);
+    expect(npmCalls(calls)).toEqual([]);
+    expect(systemdChanges(calls)).toEqual([]);
+    expect(snapshot(sb.root)).toEqual(before);
+    expect(readlinkSync(opt(sb, "current"))).toBe("releases/1.2.3");
   });
 
   it("exits non-zero with the unit's status and the journal's last lines when the service does not start", async () => {
