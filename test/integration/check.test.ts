@@ -8,7 +8,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { childEnv, runCli, type CliResult } from "../helpers/cli.js";
 import { OTHER_ROLE_NAME, ROLE_NAME } from "../local/gateway/identities.js";
 import { repoPath } from "../local/iam/index.js";
-import { queueDepth, roleDecisions, startHarness, upload, type Harness, type StandIn } from "./helpers/daemon-harness.js";
+import {
+  eventKeys,
+  peekVisible,
+  queueDepth,
+  roleDecisions,
+  startHarness,
+  upload,
+  type Harness,
+  type StandIn,
+} from "./helpers/daemon-harness.js";
 
 const SOURCE_KEY = "inbox/check-me.txt";
 const CHECKS = 11;
@@ -225,8 +234,10 @@ describe("doc-processor check with a role broader than its policy", () => {
     await h.close();
   });
 
-  it("write to source and another service are ✗ (they were allowed), exit 1", async () => {
+  it("write to source and another service are ✗ (they were allowed), exit 1; the probe never lands in the source", async () => {
     const { stand } = h;
+    const probeKey = `.doc-processor-check/${stand.instanceId()}.txt`;
+    const since = stand.decisions.length;
     const r = await check(stand);
     expect(line(r, "write to source is denied")).toMatch(/^✗ /);
     expect(line(r, "write to source is denied")).toContain("the role may write to the source bucket");
@@ -234,5 +245,23 @@ describe("doc-processor check with a role broader than its policy", () => {
     expect(line(r, "another service is denied")).toContain("DocumentProcessorS3Access");
     expect(line(r, "the caller is the expected role")).toMatch(/^✓ /);
     expect(r.code).toBe(1);
+
+    // The gateway did authorize the write (the role is too broad): only its If-Match guard stopped it.
+    const decided = roleDecisions(stand)
+      .filter((d) => stand.decisions.indexOf(d) >= since)
+      .map((d) => `${d.action} ${d.resource} ${d.decision}`);
+    expect(decided).toContain(`s3:PutObject arn:aws:s3:::${stand.config.sourceBucket}/${probeKey} allow`);
+    // Read back as admin (who may list, so a missing key is NoSuchKey): the source bucket has no probe object...
+    const probe = await stand.clients.admin.s3
+      .send(new GetObjectCommand({ Bucket: stand.config.sourceBucket, Key: probeKey }))
+      .then(
+        () => "exists",
+        (error: { name?: string }) => error.name,
+      );
+    expect(probe).toBe("NoSuchKey");
+    // ...and the queue no event for one (the daemon would otherwise process the probe as a document).
+    const events = (await peekVisible(stand)).flatMap((m) => (JSON.parse(m.Body ?? "{}") as { Records?: unknown }).Records ? eventKeys(m) : []);
+    expect(events).not.toContain(probeKey);
+    expect(line(r, "write to source is denied")).toContain("only the If-Match guard stopped the write, so nothing was written");
   });
 });

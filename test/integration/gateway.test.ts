@@ -1,21 +1,26 @@
 // The stand-in's gateway through real SDK clients over loopback HTTP: the role's shipped policy is enforced, errors
 // look like AWS's, S3 events have AWS's shape, the queue protocol the AWS CLI speaks works, and faults are injected.
 import {
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import {
+  ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
   ListQueuesCommand,
   ReceiveMessageCommand,
+  SendMessageBatchCommand,
   SendMessageCommand,
   SQSClient,
   type Message,
@@ -30,7 +35,7 @@ import { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_POLICY, ROLE_NAME, type RoleSession } from "../local/gateway/identities.js";
 import type { DecisionEntry } from "../local/gateway/server.js";
-import { startStandIn, type StandIn } from "../local/stand-in.js";
+import { QUEUE_MAXIMUM_MESSAGE_SIZE, startStandIn, type StandIn } from "../local/stand-in.js";
 
 type Creds = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 
@@ -244,6 +249,110 @@ describe("S3 as the role (the shipped policy)", () => {
   });
 });
 
+describe("S3 conditional writes (fauxqs ignores them: the gateway evaluates them)", () => {
+  // What `doc-processor check` sends to prove the source is read-only: an ETag no object has.
+  const IMPOSSIBLE_ETAG = '"00000000000000000000000000000000"';
+  const body = async (bucket: string, key: string) =>
+    (await stand.clients.admin.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString();
+
+  it("If-None-Match: * creates once; the second write is 412 PreconditionFailed and the first object stays", async () => {
+    const key = { Bucket: stand.config.outputBucket, Key: "cond/once.txt" };
+    await stand.clients.admin.s3.send(new PutObjectCommand({ ...key, Body: "first", IfNoneMatch: "*" }));
+    const again = await caught(stand.clients.admin.s3.send(new PutObjectCommand({ ...key, Body: "second", IfNoneMatch: "*" })));
+    expect(again.name).toBe("PreconditionFailed");
+    expect(again.$metadata?.httpStatusCode).toBe(412);
+    expect(await body(key.Bucket, key.Key)).toBe("first");
+  });
+
+  it("If-Match: the current ETag overwrites; a stale one is 412; a missing key is 404 NoSuchKey; neither stores anything", async () => {
+    const key = { Bucket: stand.config.outputBucket, Key: "cond/versions.txt" };
+    const v1 = await stand.clients.admin.s3.send(new PutObjectCommand({ ...key, Body: "v1" }));
+    // Unquoted, as S3 accepts it too.
+    await stand.clients.admin.s3.send(new PutObjectCommand({ ...key, Body: "v2", IfMatch: v1.ETag!.replace(/"/g, "") }));
+    const stale = await caught(stand.clients.admin.s3.send(new PutObjectCommand({ ...key, Body: "v3", IfMatch: v1.ETag! })));
+    expect(stale.name).toBe("PreconditionFailed");
+    expect(stale.$metadata?.httpStatusCode).toBe(412);
+    expect(await body(key.Bucket, key.Key)).toBe("v2");
+
+    const missing = { Bucket: stand.config.outputBucket, Key: "cond/never-written.txt" };
+    const notFound = await caught(stand.clients.admin.s3.send(new PutObjectCommand({ ...missing, Body: "x", IfMatch: IMPOSSIBLE_ETAG })));
+    expect(notFound.name).toBe("NoSuchKey");
+    expect(notFound.$metadata?.httpStatusCode).toBe(404);
+    const head = await caught(stand.clients.admin.s3.send(new HeadObjectCommand(missing)));
+    expect(head.$metadata?.httpStatusCode).toBe(404);
+  });
+
+  it("IAM first: the role's guarded write to the source stays AccessDenied; If-Match also needs s3:GetObject", async () => {
+    const { sourceBucket, outputBucket } = stand.config;
+    const probe = { Bucket: sourceBucket, Key: ".doc-processor-check/role.txt", Body: "", ContentLength: 0, IfMatch: IMPOSSIBLE_ETAG };
+    const denied = await caught(roleS3.send(new PutObjectCommand(probe)));
+    expect(denied.name).toBe("AccessDenied");
+    expect(denied.$metadata?.httpStatusCode).toBe(403);
+    expect(denied.message).toContain("s3:PutObject");
+    // The role may write the output but not read it: a write that compares ETags is a read as well.
+    const guarded = await caught(roleS3.send(new PutObjectCommand({ Bucket: outputBucket, Key: "cond/role.txt", Body: "x", IfMatch: IMPOSSIBLE_ETAG })));
+    expect(guarded.name).toBe("AccessDenied");
+    expect(guarded.message).toContain(`s3:GetObject on resource: "arn:aws:s3:::${outputBucket}/cond/role.txt"`);
+    await roleS3.send(new PutObjectCommand({ Bucket: outputBucket, Key: "cond/role.txt", Body: "x", IfNoneMatch: "*" }));
+  });
+
+  it("an identity that may write the source: the If-Match-guarded probe is 404 and leaves no object and no event", async () => {
+    await drainQueue();
+    const probe = { Bucket: stand.config.sourceBucket, Key: ".doc-processor-check/over-broad.txt" };
+    const refused = await caught(
+      stand.clients.uploader.s3.send(new PutObjectCommand({ ...probe, Body: "", ContentLength: 0, IfMatch: IMPOSSIBLE_ETAG })),
+    );
+    expect(refused.name).toBe("NoSuchKey");
+    const head = await caught(stand.clients.admin.s3.send(new HeadObjectCommand(probe)));
+    expect(head.$metadata?.httpStatusCode).toBe(404);
+    expect(await drainQueue()).toEqual([]);
+  });
+
+  it("If-None-Match with an ETag is NotImplemented (501), not a silent overwrite", async () => {
+    const key = { Bucket: stand.config.outputBucket, Key: "cond/etag-none-match.txt" };
+    const put = await stand.clients.admin.s3.send(new PutObjectCommand({ ...key, Body: "kept" }));
+    const refused = await caught(stand.clients.admin.s3.send(new PutObjectCommand({ ...key, Body: "overwritten", IfNoneMatch: put.ETag! })));
+    expect(refused.name).toBe("NotImplemented");
+    expect(refused.$metadata?.httpStatusCode).toBe(501);
+    expect(await body(key.Bucket, key.Key)).toBe("kept");
+  });
+
+  it("concurrent If-None-Match writers: exactly one lands, the others are 412", async () => {
+    const key = { Bucket: stand.config.outputBucket, Key: "cond/race.txt" };
+    const writers = Array.from({ length: 8 }, (_, i) =>
+      stand.clients.admin.s3.send(new PutObjectCommand({ ...key, Body: `writer ${i}`, IfNoneMatch: "*" })),
+    );
+    const results = await Promise.allSettled(writers);
+    const won = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+    expect(won).toHaveLength(1);
+    for (const r of results) {
+      if (r.status === "rejected") expect((r.reason as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(412);
+    }
+    expect(await body(key.Bucket, key.Key)).toBe(`writer ${won[0]}`);
+  });
+
+  it("CompleteMultipartUpload and CopyObject honour them too", async () => {
+    const admin = stand.clients.admin.s3;
+    const key = { Bucket: stand.config.outputBucket, Key: "cond/multipart.bin" };
+    const existing = await admin.send(new PutObjectCommand({ ...key, Body: "already here" }));
+    const { UploadId } = await admin.send(new CreateMultipartUploadCommand(key));
+    const part = await admin.send(new UploadPartCommand({ ...key, UploadId, PartNumber: 1, Body: "multipart body" }));
+    const complete = (extra: { IfMatch?: string; IfNoneMatch?: string }) =>
+      admin.send(new CompleteMultipartUploadCommand({ ...key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag! }] }, ...extra }));
+    const refused = await caught(complete({ IfNoneMatch: "*" }));
+    expect(refused.$metadata?.httpStatusCode).toBe(412);
+    expect(await body(key.Bucket, key.Key)).toBe("already here");
+    await complete({ IfMatch: existing.ETag! });
+    expect(await body(key.Bucket, key.Key)).toBe("multipart body");
+
+    const copy = await caught(
+      admin.send(new CopyObjectCommand({ ...key, CopySource: `${stand.config.outputBucket}/cond/once.txt`, IfNoneMatch: "*" })),
+    );
+    expect(copy.$metadata?.httpStatusCode).toBe(412);
+    expect(await body(key.Bucket, key.Key)).toBe("multipart body");
+  });
+});
+
 describe("S3 event notifications", () => {
   it("sent one s3:TestEvent when notifications were configured", () => {
     const tests = initialMessages.map((b) => JSON.parse(b) as { Event?: string; Bucket?: string }).filter((m) => m.Event === "s3:TestEvent");
@@ -372,6 +481,125 @@ describe("SQS", () => {
     expect(send.body).toContain("<ErrorResponse");
     expect(send.body).toContain("<Code>AccessDenied</Code>");
     await drainQueue();
+  });
+});
+
+describe("SQS refuses what AWS refuses (fauxqs would accept it)", () => {
+  const bogus = "doc-processor-check-not-a-receipt-handle";
+  const admin = () => stand.clients.admin.sqs;
+  const dlqUrl = () => stand.queue.dlqUrl;
+
+  /** Sends `bodies` to the DLQ (no S3 events arrive there) and receives them: handles in the order sent. */
+  async function inFlightOnDlq(bodies: string[]): Promise<string[]> {
+    for (const MessageBody of bodies) await admin().send(new SendMessageCommand({ QueueUrl: dlqUrl(), MessageBody }));
+    const { Messages = [] } = await admin().send(new ReceiveMessageCommand({ QueueUrl: dlqUrl(), MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+    expect(Messages.map((m) => m.Body).sort()).toEqual([...bodies].sort());
+    return bodies.map((b) => Messages.find((m) => m.Body === b)!.ReceiptHandle!);
+  }
+
+  async function emptyDlq(): Promise<string[]> {
+    const bodies: string[] = [];
+    for (;;) {
+      const { Messages = [] } = await admin().send(
+        new ReceiveMessageCommand({ QueueUrl: dlqUrl(), MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+      );
+      if (Messages.length === 0) return bodies;
+      for (const m of Messages) {
+        bodies.push(m.Body ?? "");
+        await admin().send(new DeleteMessageCommand({ QueueUrl: dlqUrl(), ReceiptHandle: m.ReceiptHandle! }));
+      }
+    }
+  }
+
+  it("a receipt handle it never issued is ReceiptHandleIsInvalid (after IAM: on the DLQ the role is AccessDenied)", async () => {
+    const queueUrl = stand.config.queueUrl;
+    const remove = await caught(roleSqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: bogus })));
+    expect(remove.name).toBe("ReceiptHandleIsInvalid");
+    expect(remove.$metadata?.httpStatusCode).toBe(404);
+    expect(remove.message).toBe(`The input receipt handle "${bogus}" is not a valid receipt handle.`);
+    const visibility = await caught(
+      roleSqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: bogus, VisibilityTimeout: 0 })),
+    );
+    expect(visibility.name).toBe("ReceiptHandleIsInvalid");
+    const dlq = await caught(roleSqs.send(new DeleteMessageCommand({ QueueUrl: dlqUrl(), ReceiptHandle: bogus })));
+    expect(dlq.name).toBe("AccessDenied");
+
+    const query = await signedFormPost(
+      "sqs",
+      sessionCreds(session),
+      `Action=DeleteMessage&Version=2012-11-05&QueueUrl=${encodeURIComponent(queueUrl)}&ReceiptHandle=${bogus}`,
+    );
+    expect(query.status).toBe(404);
+    expect(query.body).toContain("<Code>ReceiptHandleIsInvalid</Code>");
+  });
+
+  it("batches fail only the entries whose handle is forged, mangled or another queue's; an old handle still deletes", async () => {
+    await emptyDlq();
+    const [first, second] = await inFlightOnDlq(["batch one", "batch two"]);
+    const mangled = `${second!.slice(0, -2)}${second!.endsWith("A=") ? "B=" : "A="}`;
+    const deleted = await admin().send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: dlqUrl(),
+        Entries: [
+          { Id: "good", ReceiptHandle: first! },
+          { Id: "mangled", ReceiptHandle: mangled },
+          { Id: "forged", ReceiptHandle: bogus },
+        ],
+      }),
+    );
+    expect(deleted.Successful?.map((e) => e.Id)).toEqual(["good"]);
+    expect(deleted.Failed?.map((e) => [e.Id, e.Code, e.SenderFault])).toEqual([
+      ["mangled", "ReceiptHandleIsInvalid", true],
+      ["forged", "ReceiptHandleIsInvalid", true],
+    ]);
+    // A handle of the DLQ is not one of the queue's; the DLQ's message is untouched.
+    const elsewhere = await caught(admin().send(new DeleteMessageCommand({ QueueUrl: stand.queue.url, ReceiptHandle: second! })));
+    expect(elsewhere.name).toBe("ReceiptHandleIsInvalid");
+    const changed = await admin().send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: dlqUrl(),
+        Entries: [
+          { Id: "good", ReceiptHandle: second!, VisibilityTimeout: 0 },
+          { Id: "forged", ReceiptHandle: bogus, VisibilityTimeout: 0 },
+        ],
+      }),
+    );
+    expect(changed.Successful?.map((e) => e.Id)).toEqual(["good"]);
+    expect(changed.Failed?.map((e) => [e.Id, e.Code])).toEqual([["forged", "ReceiptHandleIsInvalid"]]);
+    // SQS: "If you use an old ReceiptHandle, the request will succeed" (the message is already gone).
+    await admin().send(new DeleteMessageCommand({ QueueUrl: dlqUrl(), ReceiptHandle: first! }));
+    expect(await emptyDlq()).toEqual(["batch two"]);
+  });
+
+  it(`messages over the queue's ${QUEUE_MAXIMUM_MESSAGE_SIZE} bytes, alone or summed in a batch, are refused and not stored`, async () => {
+    await emptyDlq();
+    const max = QUEUE_MAXIMUM_MESSAGE_SIZE;
+    const send = (MessageBody: string, extra: Record<string, unknown> = {}) =>
+      admin().send(new SendMessageCommand({ QueueUrl: dlqUrl(), MessageBody, ...extra }));
+    await send("a".repeat(max));
+    const tooLong = await caught(send("b".repeat(max + 1)));
+    expect(tooLong.name).toBe("InvalidParameterValue");
+    expect(tooLong.$metadata?.httpStatusCode).toBe(400);
+    expect(tooLong.message).toContain(`Message must be shorter than ${max} bytes`);
+    // Bytes, not characters; attributes count.
+    expect((await caught(send("é".repeat(max / 2 + 1)))).name).toBe("InvalidParameterValue");
+    const attribute = { MessageAttributes: { source: { DataType: "String", StringValue: "test" } } };
+    expect((await caught(send("c".repeat(max - 10), attribute))).name).toBe("InvalidParameterValue");
+    const batch = await caught(
+      admin().send(
+        new SendMessageBatchCommand({
+          QueueUrl: dlqUrl(),
+          Entries: [
+            { Id: "one", MessageBody: "d".repeat(max / 2) },
+            { Id: "two", MessageBody: "e".repeat(max / 2 + 1) },
+          ],
+        }),
+      ),
+    );
+    expect(batch.name).toBe("BatchRequestTooLong");
+    expect(batch.$metadata?.httpStatusCode).toBe(400);
+    const stored = await emptyDlq();
+    expect(stored.map((b) => b.length)).toEqual([max]);
   });
 });
 

@@ -94,6 +94,12 @@ export interface StandIn {
   close(): Promise<void>;
 }
 
+/**
+ * MaximumMessageSize of both queues, as scripts/cloudformation/doc-processor.json creates them (a test keeps the two
+ * equal): fauxqs would otherwise accept SQS's 1 MiB maximum, which the deployed queues refuse.
+ */
+export const QUEUE_MAXIMUM_MESSAGE_SIZE = 262_144;
+
 function randomInstanceId(): string {
   return `i-${randomBytes(9).toString("hex").slice(0, 17)}`;
 }
@@ -207,12 +213,15 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
     // Set up through the gateway as admin, the way provisioning would.
     await admin.s3.send(new CreateBucketCommand({ Bucket: sourceBucket }));
     await admin.s3.send(new CreateBucketCommand({ Bucket: outputBucket }));
-    const dlq = await admin.sqs.send(new CreateQueueCommand({ QueueName: dlqName }));
+    const dlq = await admin.sqs.send(
+      new CreateQueueCommand({ QueueName: dlqName, Attributes: { MaximumMessageSize: String(QUEUE_MAXIMUM_MESSAGE_SIZE) } }),
+    );
     const queue = await admin.sqs.send(
       new CreateQueueCommand({
         QueueName: queueName,
         Attributes: {
           VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 30),
+          MaximumMessageSize: String(QUEUE_MAXIMUM_MESSAGE_SIZE),
           RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount ?? 5 }),
         },
       }),

@@ -13,6 +13,8 @@ export class AwsError extends Error {
     readonly status: number,
     /** The code the SQS query protocol uses when it differs (AWS.SimpleQueueService.NonExistentQueue). */
     readonly queryCode?: string,
+    /** Extra elements of S3's <Error> (Condition for a 412, Key for NoSuchKey, Header for NotImplemented). */
+    readonly details?: Readonly<Record<string, string>>,
   ) {
     super(message);
   }
@@ -41,7 +43,7 @@ export function renderError(protocol: Protocol, error: AwsError, requestId: stri
         status: error.status,
         headers: { "content-type": "application/xml", "x-amz-request-id": requestId, "x-amz-id-2": hostId(requestId) },
         body:
-          `${XML_DECL}<Error><Code>${code}</Code><Message>${message}</Message>` +
+          `${XML_DECL}<Error><Code>${code}</Code><Message>${message}</Message>${detailsXml(error.details)}` +
           `<RequestId>${requestId}</RequestId><HostId>${hostId(requestId)}</HostId></Error>`,
       };
     case "sqs-json":
@@ -81,6 +83,13 @@ export function renderError(protocol: Protocol, error: AwsError, requestId: stri
           `<RequestID>${requestId}</RequestID></Response>`,
       };
   }
+}
+
+function detailsXml(details: Readonly<Record<string, string>> | undefined): string {
+  if (details === undefined) return "";
+  return Object.entries(details)
+    .map(([name, value]) => `<${name}>${escapeXml(value)}</${name}>`)
+    .join("");
 }
 
 export function hostId(requestId: string): string {

@@ -245,11 +245,13 @@ export function classifyS3(request: S3RequestShape): S3Operation {
       if (has(request.query, "uploadId")) return op("AbortMultipartUpload", "s3:AbortMultipartUpload");
       return op("DeleteObject", versioned ? "s3:DeleteObjectVersion" : "s3:DeleteObject");
     case "POST":
-      if (has(request.query, "uploadId")) return op("CompleteMultipartUpload", "s3:PutObject");
+      if (has(request.query, "uploadId")) return op("CompleteMultipartUpload", "s3:PutObject", ...conditionalWriteActions(request.headers));
       return unknown(bucket, key);
     case "PUT": {
       const isPart = has(request.query, "uploadId") && has(request.query, "partNumber");
-      const writes = isPart ? op("UploadPart", "s3:PutObject") : op("PutObject", "s3:PutObject", ...extraPutActions(request.headers));
+      const writes = isPart
+        ? op("UploadPart", "s3:PutObject")
+        : op("PutObject", "s3:PutObject", ...extraPutActions(request.headers), ...conditionalWriteActions(request.headers));
       if (copyHeader === undefined) return writes;
       const source = parseCopySource(copyHeader);
       if (!source) return unknown(bucket, key);
@@ -270,6 +272,15 @@ function extraPutActions(headers: ReadonlyMap<string, string>): string[] {
   if (headers.has("x-amz-acl") || [...headers.keys()].some((h) => h.startsWith("x-amz-grant-"))) extra.push("s3:PutObjectAcl");
   if (headers.has("x-amz-tagging")) extra.push("s3:PutObjectTagging");
   return extra;
+}
+
+/**
+ * A write with If-Match also needs s3:GetObject on the target: it reads the object's ETag. S3 User Guide, "How to
+ * prevent object overwrites with conditional writes" (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html).
+ * If-None-Match needs only s3:PutObject.
+ */
+function conditionalWriteActions(headers: ReadonlyMap<string, string>): string[] {
+  return headers.has("if-match") ? ["s3:GetObject"] : [];
 }
 
 /** Object keys of a DeleteObjects request body. */

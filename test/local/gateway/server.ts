@@ -16,8 +16,10 @@ import {
   type Protocol,
   type Service,
 } from "./errors.js";
+import { evaluateWriteConditions, parseWriteConditions } from "./conditional-write.js";
 import { Faults, type FaultDecision, type FaultService } from "./faults.js";
 import type { Identities, Principal } from "./identities.js";
+import { KeyLock } from "./key-lock.js";
 import {
   Sequencer,
   newRequestId,
@@ -30,8 +32,10 @@ import {
   type RemovedEventName,
 } from "./notifications.js";
 import { classifyS3, deleteObjectsKeys, type S3Check, type S3Operation } from "./s3-operations.js";
+import { ReceiptHandles, invalidHandleError, markRefusedEntries, unwrapRequest, wrapReceived } from "./receipt-handles.js";
 import { headerMap, parseAuthorization, parseQuery, verifySigV4 } from "./sigv4.js";
-import { QueueTranslator, sqsAuthorization } from "./sqs.js";
+import { QueueTranslator, parseQueueUrl, sqsAuthorization } from "./sqs.js";
+import { sendSizeError } from "./sqs-limits.js";
 import { jsonToQueryXml, parseForm, queryToJson } from "./sqs-query.js";
 import { readAll, type SqsCallResult, type Upstream } from "./upstream.js";
 import { escapeXml, firstTag } from "./xml.js";
@@ -149,6 +153,16 @@ const NOT_FORWARDED = new Set([
   "expect",
 ]);
 const NOT_RETURNED = new Set(["connection", "keep-alive", "transfer-encoding", "date", "x-amz-request-id", "x-amz-id-2"]);
+// Requests that replace or remove the object under a key: one at a time per key, so a write condition evaluated here
+// still holds when the write lands.
+const KEY_WRITES = new Set(["PutObject", "CopyObject", "CompleteMultipartUpload", "DeleteObject"]);
+// Those that take If-Match / If-None-Match (fauxqs ignores both on writes).
+const CONDITIONAL_WRITES = new Set(["PutObject", "CopyObject", "CompleteMultipartUpload"]);
+
+// What fauxqs answers for a handle it does not know (ChangeMessageVisibility); DeleteMessage just succeeds.
+const NO_SUCH_HANDLE = new Set(["MessageNotInflight", "ReceiptHandleIsInvalid"]);
+
+const isSuccess = (status: number): boolean => status >= 200 && status < 300;
 
 const newCounters = (): Omit<GatewayCounters, Gauges> => ({
   requests: 0,
@@ -239,6 +253,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // ReceiveMessage calls waiting on fauxqs, with their caller's signal (aborted once the caller has gone).
   const openReceives = new Set<AbortSignal>();
   let closing = false;
+  const writeLocks = new KeyLock();
+  const receiptHandles = new ReceiptHandles();
   const translator = new QueueTranslator({ region, accountId, gatewayBase: () => url, upstreamBase: upstream.queueUrlBase });
 
   function record(entry: DecisionEntry): void {
@@ -364,14 +380,36 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  async function headUpstream(bucket: string, key: string): Promise<{ size?: number; eTag?: string }> {
+  async function headUpstream(bucket: string, key: string): Promise<{ status: number; size?: number; eTag?: string }> {
     const response = await upstream.request({ method: "HEAD", path: encodeKeyPath(bucket, key), headers: {} });
     response.resume();
     const length = response.headers["content-length"];
     return {
+      status: response.statusCode ?? 500,
       ...(length !== undefined && { size: Number(length) }),
       ...(typeof response.headers.etag === "string" && { eTag: response.headers.etag }),
     };
+  }
+
+  /**
+   * Why a conditional write must not land, or undefined when it may (or has no condition). Runs under the key's write
+   * lock, after IAM: an AccessDenied is never turned into a 412 or a 404.
+   */
+  async function writeConditionError(ctx: Context, op: S3Operation): Promise<AwsError | undefined> {
+    if (!CONDITIONAL_WRITES.has(op.name) || op.bucket === undefined || op.key === undefined) return undefined;
+    const conditions = parseWriteConditions(ctx.headers);
+    if (conditions === undefined || conditions instanceof AwsError) return conditions;
+    const head = await headUpstream(op.bucket, op.key);
+    if (head.status === 404) {
+      // No such bucket is the emulator's to answer (NoSuchBucket), not a missing key.
+      const bucket = await upstream.request({ method: "HEAD", path: `/${encodeURIComponent(op.bucket)}`, headers: {} });
+      bucket.resume();
+      return bucket.statusCode === 404 ? undefined : evaluateWriteConditions(conditions, undefined, op.key);
+    }
+    if (head.status !== 200 || head.eTag === undefined) {
+      throw new Error(`HEAD s3://${op.bucket}/${op.key} answered ${head.status} without an ETag`);
+    }
+    return evaluateWriteConditions(conditions, { eTag: head.eTag }, op.key);
   }
 
   async function afterCreated(ctx: Context, op: S3Operation, responseBody: string, responseEtag: string | undefined): Promise<void> {
@@ -438,6 +476,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const fault = decideFault(ctx);
     if (await applyFault(ctx, fault, "before")) return;
 
+    if (!KEY_WRITES.has(op.name) || op.bucket === undefined || op.key === undefined) {
+      await forwardS3(ctx, op, fault);
+      return;
+    }
+    await writeLocks.run(`${op.bucket}/${op.key}`, async () => {
+      if (ctx.signal.aborted) return;
+      const refused = await writeConditionError(ctx, op);
+      if (refused) {
+        sendError(ctx, "s3", refused);
+        return;
+      }
+      await forwardS3(ctx, op, fault);
+    });
+  }
+
+  /** Forwards an authorized S3 request to fauxqs and answers with its response (plus events for what it created). */
+  async function forwardS3(ctx: Context, op: S3Operation, fault: FaultDecision): Promise<void> {
     const path = ctx.rawQuery === "" ? ctx.rawPath : `${ctx.rawPath}?${ctx.rawQuery}`;
     const upstreamResponse = await upstream.request({
       method: ctx.method,
@@ -540,6 +595,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
 
+  /** The queue's MaximumMessageSize, or undefined when fauxqs cannot tell (no such queue: it answers the send itself). */
+  async function queueMaxBytes(upstreamQueueUrl: unknown, signal: AbortSignal): Promise<number | undefined> {
+    if (typeof upstreamQueueUrl !== "string") return undefined;
+    const answer = await upstream.sqs("GetQueueAttributes", { QueueUrl: upstreamQueueUrl, AttributeNames: ["MaximumMessageSize"] }, signal);
+    const attributes = answer.json["Attributes"];
+    const value = typeof attributes === "object" && attributes !== null ? Number((attributes as Record<string, unknown>)["MaximumMessageSize"]) : NaN;
+    return isSuccess(answer.status) && Number.isInteger(value) && value > 0 ? value : undefined;
+  }
+
   async function handleSqs(ctx: Context): Promise<void> {
     let input: Record<string, unknown>;
     if (ctx.protocol === "sqs-json") {
@@ -566,18 +630,36 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const fault = decideFault(ctx);
     if (await applyFault(ctx, fault, "before")) return;
 
-    const upstreamInput = translator.toUpstream(input);
+    // Handles are bound to the queue (account/name) the caller named; its URL was validated by sqsAuthorization.
+    const queueUrl = typeof input["QueueUrl"] === "string" ? parseQueueUrl(input["QueueUrl"]) : undefined;
+    const queue = queueUrl ? `${queueUrl.accountId}/${queueUrl.name}` : "";
+    const unwrapped = unwrapRequest(receiptHandles, ctx.operation, input, queue);
+    const upstreamInput = translator.toUpstream(unwrapped.input);
+    if (ctx.operation === "SendMessage" || ctx.operation === "SendMessageBatch") {
+      const maxBytes = await queueMaxBytes(upstreamInput["QueueUrl"], ctx.signal);
+      const tooLong = maxBytes === undefined ? undefined : sendSizeError(ctx.operation, input, maxBytes);
+      if (tooLong) {
+        sendError(ctx, ctx.protocol, tooLong);
+        return;
+      }
+    }
     const result =
       ctx.operation === "ReceiveMessage"
         ? await receiveOutlivingCaller(ctx, upstreamInput)
         : await upstream.sqs(ctx.operation, upstreamInput, ctx.signal);
     if (result === undefined) return;
     if (await applyFault(ctx, fault, "after")) return;
-    if (result.status < 200 || result.status >= 300) {
+    if (unwrapped.refused && (isSuccess(result.status) || NO_SUCH_HANDLE.has(upstreamSqsError(result).code))) {
+      // fauxqs accepted (DeleteMessage) or did not find the stand-in handle: SQS refuses a handle it never issued.
+      sendError(ctx, ctx.protocol, invalidHandleError(unwrapped.refused.handle));
+      return;
+    }
+    if (!isSuccess(result.status)) {
       sendError(ctx, ctx.protocol, upstreamSqsError(result));
       return;
     }
-    const output = translator.fromUpstream(result.json);
+    const received = ctx.operation === "ReceiveMessage" ? wrapReceived(receiptHandles, result.json, queue) : result.json;
+    const output = translator.fromUpstream(markRefusedEntries(received, unwrapped.refusedEntries));
     if (ctx.protocol === "sqs-json") {
       send(ctx, 200, { "content-type": "application/x-amz-json-1.0", "x-amzn-requestid": ctx.requestId }, JSON.stringify(output));
     } else {
