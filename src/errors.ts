@@ -10,7 +10,7 @@ export const ExitCode = {
   software: 70,
   /** EX_TEMPFAIL: IMDS or STS unreachable at start; systemd restarts and it may pass next time. */
   tempFail: 75,
-  /** EX_NOPERM: static credentials present, or the caller is not the expected role on this instance. */
+  /** EX_NOPERM: static credentials present, the caller is not the expected role on this instance, or it may not consume the queue. */
   noPerm: 77,
   /** EX_CONFIG: the configuration is invalid. */
   config: 78,
@@ -32,6 +32,10 @@ export const ErrorCode = {
   sinkWriteFailed: "SINK_WRITE_FAILED",
   aborted: "ABORTED",
   internal: "INTERNAL",
+  /** The role may not consume the queue (denied, or a queue it cannot see): proven before READY. */
+  queueAccessDenied: "QUEUE_ACCESS_DENIED",
+  /** SQS did not answer the start-up queue probe (network, 5xx, throttling). */
+  queueUnavailable: "QUEUE_UNAVAILABLE",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -50,6 +54,8 @@ const exitCodeOf: Record<ErrorCode, ExitCode> = {
   SINK_WRITE_FAILED: ExitCode.software,
   ABORTED: ExitCode.software,
   INTERNAL: ExitCode.software,
+  QUEUE_ACCESS_DENIED: ExitCode.noPerm,
+  QUEUE_UNAVAILABLE: ExitCode.tempFail,
 };
 
 export class DocProcessorError extends Error {
@@ -128,4 +134,15 @@ export function awsErrorInfo(err: unknown): { name: string; status: number | und
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The start-up proof that the role can consume the queue failed: denied (77) or SQS unreachable (75). */
+export class QueueAccessError extends DocProcessorError {
+  constructor(
+    code: typeof ErrorCode.queueAccessDenied | typeof ErrorCode.queueUnavailable,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
 }

@@ -5,9 +5,9 @@
 import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { prepare, startDaemon, createInstrumentedRunner, type Prepared } from "./app.js";
+import { prepare, startDaemon, createInstrumentedRunner, verifyQueueAccess, type Prepared } from "./app.js";
 import type { Env } from "./config/env.js";
-import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, loadConfig } from "./config/load.js";
+import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, configPathOf, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { assertNoStaticCredentials, readIfExists } from "./aws/credentials.js";
 import { DocProcessorError, ExitCode, errorMessage, exitCodeFor } from "./errors.js";
@@ -37,7 +37,8 @@ check: one line per confirmation (✓ passed, ✗ failed, – not checked), then
 
 Config: --config PATH, else $${CONFIG_PATH_ENV}, else ${DEFAULT_CONFIG_PATH}; DOC_PROCESSOR_* variables override it.
 Exit codes: 0 ok, 1 some documents failed (process) or a check failed (check), 64 usage,
-            70 internal error, 75 IMDS/STS unreachable (temporary), 77 static keys or wrong identity, 78 bad config.
+            70 internal error, 75 IMDS/STS/SQS unreachable (temporary), 77 static keys, wrong identity or a queue
+            the role may not consume, 78 bad config.
 `;
 
 const EX_USAGE = 64;
@@ -105,8 +106,7 @@ function loadSafely(configPath: string | undefined, env: Env, log: Logger): { co
   assertNoStaticCredentials({ env, homeDir: env["HOME"], readFile: readIfExists });
   const config = loadConfig({ configPath, env });
   log.level = config.logLevel;
-  const path = configPath ?? env[CONFIG_PATH_ENV] ?? DEFAULT_CONFIG_PATH;
-  return { config, baseDir: dirname(path) };
+  return { config, baseDir: dirname(configPathOf(configPath, env)) };
 }
 
 async function run(configPath: string | undefined, env: Env, log: Logger): Promise<number> {
@@ -120,7 +120,18 @@ async function run(configPath: string | undefined, env: Env, log: Logger): Promi
 
 async function runUntilStopped(configPath: string | undefined, env: Env, log: Logger, signals: ShutdownSignals): Promise<number> {
   const { config, baseDir } = loadSafely(configPath, env, log);
-  const prepared = await prepare(config, log, baseDir);
+  const prepared = await prepare(config, log, baseDir, env);
+  const stopping = new AbortController();
+  void signals.first.then(() => stopping.abort());
+  try {
+    await verifyQueueAccess(prepared, log, { signal: stopping.signal });
+  } catch (err) {
+    // A stop during the probe is a stop, not a failed start (handled just below).
+    if (signals.signal === undefined) {
+      prepared.clients.destroy();
+      throw err;
+    }
+  }
   if (signals.signal !== undefined) {
     // Stopped during start-up: nothing was received yet, so there is nothing to drain.
     prepared.clients.destroy();
@@ -164,7 +175,7 @@ async function runUntilStopped(configPath: string | undefined, env: Env, log: Lo
 
 async function processKeys(configPath: string | undefined, keys: string[], env: Env, log: Logger): Promise<number> {
   const { config, baseDir } = loadSafely(configPath, env, log);
-  const prepared: Prepared = await prepare(config, log, baseDir);
+  const prepared: Prepared = await prepare(config, log, baseDir, env);
   const runDocument = createInstrumentedRunner(prepared, log, new Metrics());
   let failed = 0;
   try {

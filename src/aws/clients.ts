@@ -1,7 +1,9 @@
 /**
  * The only place SDK clients are built. All share one IMDS credential provider and one keep-alive agent sized for
- * the pipeline; endpoints come from the SDK's standard variables (AWS_ENDPOINT_URL_S3/SQS/STS), which is how local
- * runs reach the stand-in without any code path of their own.
+ * the pipeline; S3 and STS endpoints come from the SDK's standard variables (AWS_ENDPOINT_URL_S3/STS), which is how
+ * local runs reach the stand-in without any code path of their own. SQS gets its one endpoint explicitly (the
+ * validated queue URL's, or AWS_ENDPOINT_URL_SQS's: src/config/queue-url.ts), because by default the SDK sends each
+ * SQS request to the host of the QueueUrl it carries, whatever the configured endpoint.
  */
 import { Agent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
@@ -23,6 +25,8 @@ export interface ClientOptions {
   credentials: AwsCredentialIdentityProvider;
   /** Documents processed at once; sockets are sized from it. */
   concurrency: number;
+  /** Origin of every SQS request (QueueLocation.endpoint). */
+  sqsEndpoint: string;
 }
 
 export function createAwsClients(options: ClientOptions): AwsClients {
@@ -42,7 +46,9 @@ export function createAwsClients(options: ClientOptions): AwsClients {
     maxAttempts: 4,
   };
   const s3 = new S3Client({ ...common, followRegionRedirects: false });
-  const sqs = new SQSClient(common);
+  // An explicit endpoint already stops the SDK's queue-URL middleware from rerouting; useQueueUrlAsEndpoint: false
+  // says so too, so neither alone can be lost by accident.
+  const sqs = new SQSClient({ ...common, endpoint: options.sqsEndpoint, useQueueUrlAsEndpoint: false });
   const sts = new STSClient(common);
   return {
     s3,

@@ -4,8 +4,9 @@
  */
 import { readFileSync } from "node:fs";
 import type { z } from "zod";
-import { ConfigError, type ConfigProblem } from "../errors.js";
+import { ConfigError, errorMessage, type ConfigProblem } from "../errors.js";
 import type { Env } from "./env.js";
+import { checkQueueUrl, sqsEndpointOverride } from "./queue-url.js";
 import { CONFIG_KEYS, configSchema, envNameOf, type Config } from "./schema.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/doc-processor/config.json";
@@ -23,52 +24,104 @@ const readUtf8 = (path: string): string => readFileSync(path, "utf8");
 export function loadConfig(options: LoadConfigOptions): Config {
   const { env } = options;
   const readFile = options.readFile ?? readUtf8;
-  const explicitPath = options.configPath ?? nonEmpty(env[CONFIG_PATH_ENV]);
-  const path = explicitPath ?? DEFAULT_CONFIG_PATH;
+  const fromEnv = nonEmpty(env[CONFIG_PATH_ENV]);
+  const path = configPathOf(options.configPath, env);
+  const givenBy = options.configPath !== undefined ? "--config" : fromEnv !== undefined ? CONFIG_PATH_ENV : undefined;
   const problems: ConfigProblem[] = [];
 
   const raw: Record<string, unknown> = {};
-  const fromFile = readConfigFile(path, explicitPath !== undefined, readFile, problems);
-  Object.assign(raw, fromFile);
+  const file = readConfigFile(path, givenBy, readFile);
+  if (file.kind === "failed") problems.push({ key: "(file)", message: file.message });
+  if (file.kind === "loaded") Object.assign(raw, file.settings);
   Object.assign(raw, readEnvOverrides(env, problems));
 
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) problems.push(...zodProblems(parsed.error, raw));
+  // Settings missing because the file could not be read are that one problem, not one more per key.
+  if (!parsed.success) problems.push(...zodProblems(parsed.error, raw).filter((p) => file.kind !== "failed" || p.message !== "is required"));
   problems.push(...crossFieldProblems(raw));
+  if (parsed.success || !parsed.error.issues.some((i) => i.path[0] === "queueUrl")) problems.push(...queueUrlProblems(raw, env));
 
-  const source = fromFile === undefined ? `${path} not found; environment only` : path;
+  const source = file.kind === "absent" ? `${path} not found; environment only` : path;
   if (problems.length > 0 || !parsed.success) throw new ConfigError(dedupe(problems), source);
   return Object.freeze(parsed.data);
 }
 
-function readConfigFile(
-  path: string,
-  required: boolean,
-  readFile: (path: string) => string,
-  problems: ConfigProblem[],
-): Record<string, unknown> | undefined {
+/** The config file's path: `--config`, else DOC_PROCESSOR_CONFIG (when not empty), else the default. */
+export function configPathOf(configPath: string | undefined, env: Env): string {
+  return configPath ?? nonEmpty(env[CONFIG_PATH_ENV]) ?? DEFAULT_CONFIG_PATH;
+}
+
+type FileRead =
+  | { kind: "loaded"; settings: Record<string, unknown> }
+  /** The default path is absent: everything comes from the environment. */
+  | { kind: "absent" }
+  | { kind: "failed"; message: string };
+
+/** Where the path came from, for the fix. */
+function pathOrigin(givenBy: string | undefined): string {
+  return givenBy === undefined ? `the default path; --config or ${CONFIG_PATH_ENV} choose another` : `given by ${givenBy}`;
+}
+
+/** `givenBy` is "--config" or DOC_PROCESSOR_CONFIG for a path given explicitly, undefined for the default path. */
+function readConfigFile(path: string, givenBy: string | undefined, readFile: (path: string) => string): FileRead {
   let text: string;
   try {
     text = readFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    // The default path may be absent when everything comes from the environment.
-    if (code === "ENOENT" && !required) return undefined;
-    problems.push({ key: "(file)", message: `cannot read ${path}: ${code ?? String(err)}` });
-    return undefined;
+    // The default path may be absent when everything comes from the environment; a path given explicitly may not.
+    if (code === "ENOENT" && givenBy === undefined) return { kind: "absent" };
+    return { kind: "failed", message: unreadable(path, givenBy, code, err) };
+  }
+  // A byte-order mark (some Windows editors write one) is not JSON, but it is not a mistake in the settings either.
+  if (text.startsWith("\uFEFF")) text = text.slice(1);
+  if (text.trim() === "") {
+    return { kind: "failed", message: `${path} is empty. Fix: write the settings into it as one JSON object ({"queueUrl": …}), or delete it to configure from DOC_PROCESSOR_* variables only` };
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    problems.push({ key: "(file)", message: `${path} is not valid JSON: ${(err as Error).message}` });
-    return undefined;
+    return {
+      kind: "failed",
+      message: `${path} is not valid JSON (${(err as Error).message}). Fix: correct the syntax there (\`jq . ${path}\` points at it); comments and trailing commas are not JSON`,
+    };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    problems.push({ key: "(file)", message: `${path} must hold a JSON object of settings` });
-    return undefined;
+    return { kind: "failed", message: `${path} must hold a JSON object of settings ({"queueUrl": …}), not ${Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`}` };
   }
-  return value as Record<string, unknown>;
+  return { kind: "loaded", settings: value as Record<string, unknown> };
+}
+
+function unreadable(path: string, givenBy: string | undefined, code: string | undefined, err: unknown): string {
+  switch (code) {
+    case "ENOENT":
+      return `${path} does not exist (${pathOrigin(givenBy)}). Fix: create it, or correct the path`;
+    case "EISDIR":
+      return `${path} is a directory, not a file (${pathOrigin(givenBy)}). Fix: give the JSON file itself, for example ${path.replace(/\/+$/, "")}/config.json`;
+    case "EACCES":
+    case "EPERM":
+      return (
+        `${path} exists but this user may not read it (${code}). Fix: make it readable by the service user and no one else: ` +
+        `chown root:doc-processor ${path} && chmod 0640 ${path} (and let that user traverse its directories)`
+      );
+    case "ENOTDIR":
+      return `${path}: a part of this path is a file, not a directory (ENOTDIR). Fix: correct the path (${pathOrigin(givenBy)})`;
+    default:
+      return `cannot read ${path}: ${code ?? "error"} (${errorMessage(err)}). Fix: make it a readable regular file`;
+  }
+}
+
+/** queueUrl (and AWS_ENDPOINT_URL_SQS) decide where the role's signed SQS requests go: see queue-url.ts. */
+function queueUrlProblems(raw: Record<string, unknown>, env: Env): ConfigProblem[] {
+  const { queueUrl, region } = raw;
+  if (typeof queueUrl !== "string") return [];
+  const checked = checkQueueUrl({
+    queueUrl,
+    region: typeof region === "string" ? region : undefined,
+    endpointOverride: sqsEndpointOverride(env),
+  });
+  return checked.ok ? [] : checked.problems;
 }
 
 const CREDENTIAL_LIKE = /access.?key|secret|session.?token|credential|password/i;

@@ -29,7 +29,9 @@ export function isLoopbackAddress(host: string): boolean {
 export const configSchema = z.strictObject({
   queueUrl: z
     .url({ protocol: /^https?$/, error: "must be the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>)" })
-    .describe("URL of the SQS queue that receives the source bucket's ObjectCreated notifications. Required."),
+    .describe(
+      "URL of the SQS queue that receives the source bucket's ObjectCreated notifications, exactly as SQS reports it: `https://sqs.<region>.amazonaws.com/<account>/<name>` (or the FIPS `sqs-fips.<region>.amazonaws.com`, legacy `<region>.queue.amazonaws.com` and China `sqs.<region>.amazonaws.com.cn` forms), in `region` if that is set. Every SQS request goes to that endpoint, or to `AWS_ENDPOINT_URL_SQS` when it is set (local runs: the URL may then be on its origin); any other host is refused. Required.",
+    ),
   sourceBucket: bucketName.describe("Bucket the documents are read from (s3:GetObject). Required."),
   outputBucket: bucketName.describe("Bucket the results are written to (s3:PutObject). Must differ from sourceBucket. Required."),
   outputPrefix: z

@@ -6,19 +6,22 @@
  */
 import { dirname } from "node:path";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { ChangeMessageVisibilityCommand, DeleteMessageCommand } from "@aws-sdk/client-sqs";
 import { GetAccessKeyInfoCommand } from "@aws-sdk/client-sts";
 import { createAwsClients, type AwsClients } from "../aws/clients.js";
 import { assertNoStaticCredentials, createImdsCredentialProvider, readIfExists } from "../aws/credentials.js";
 import { fetchInstanceIdentity, tokenlessRequestStatus, type InstanceIdentity } from "../aws/imds.js";
 import type { Env } from "../config/env.js";
-import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, loadConfig } from "../config/load.js";
-import { configSchema, regionFromQueueUrl, type Config } from "../config/schema.js";
+import { configPathOf, loadConfig } from "../config/load.js";
+import { queueLocationOf, type QueueLocation } from "../config/queue-url.js";
+import { configSchema, type Config } from "../config/schema.js";
 import { ErrorCode, ExitCode, IdentityError, awsErrorInfo, errorMessage, exitCodeFor } from "../errors.js";
 import { verifyIdentity, type VerifiedIdentity } from "../identity/self-check.js";
 import type { Logger } from "../observability/logger.js";
 import { builtinOptions } from "../app.js";
 import { resolveProcessors } from "../processors/registry.js";
+import { classifyProbe, probeQueue, type ProbeResult, type QueueProbes } from "../queue/access-probe.js";
+
+export type { ProbeResult } from "../queue/access-probe.js";
 
 export interface CheckOptions {
   configPath: string | undefined;
@@ -31,12 +34,8 @@ export interface CheckOptions {
 
 /** Folder of the probe objects, under outputPrefix in the output bucket (and the refused one in the source bucket). */
 export const PROBE_FOLDER = ".doc-processor-check";
-const BOGUS_RECEIPT_HANDLE = "doc-processor-check-not-a-receipt-handle";
 // An ETag no object has: a write guarded by it can never land, even when S3 authorizes it.
 const IMPOSSIBLE_ETAG = '"00000000000000000000000000000000"';
-
-/** What one probe call did: answered, or failed with this error. */
-export type ProbeResult = { ok: true } | { ok: false; error: unknown };
 
 /** A passed check's detail, or a failure's reason and the exit code it stands for (default 1). */
 export type Verdict = { ok: true; detail: string } | { ok: false; reason: string; exitCode?: number };
@@ -68,6 +67,7 @@ export async function runChecks(options: CheckOptions): Promise<number> {
   let config: Config | undefined;
   let instance: InstanceIdentity | undefined;
   let clients: AwsClients | undefined;
+  let queue: QueueLocation | undefined;
   let identity: VerifiedIdentity | undefined;
   const need = (what: string, ok: boolean) => {
     if (!ok) throw new Skipped(`skipped: needs ${what}`);
@@ -94,7 +94,7 @@ export async function runChecks(options: CheckOptions): Promise<number> {
     {
       name: "configuration is valid",
       run: async () => {
-        const path = options.configPath ?? env[CONFIG_PATH_ENV] ?? DEFAULT_CONFIG_PATH;
+        const path = configPathOf(options.configPath, env);
         const loaded = loadConfig({ configPath: options.configPath, env });
         const processors = await resolveProcessors(loaded.processor, dirname(path), builtinOptions(loaded));
         config = loaded;
@@ -135,9 +135,10 @@ export async function runChecks(options: CheckOptions): Promise<number> {
         need("a valid configuration", config !== undefined);
         need("an attached role", instance?.roleName !== undefined);
         const c = config!;
-        const region = c.region ?? regionFromQueueUrl(c.queueUrl) ?? instance!.region;
+        queue = queueLocationOf(c, env);
+        const region = c.region ?? queue.region ?? instance!.region;
         const credentials = createImdsCredentialProvider({ timeoutMs: c.imdsTimeoutMs, maxRetries: c.imdsMaxRetries, log });
-        clients = createAwsClients({ region, credentials, concurrency: 1 });
+        clients = createAwsClients({ region, credentials, concurrency: 1, sqsEndpoint: queue.endpoint });
         identity = await verifyIdentity({
           sts: clients.sts,
           instance: instance!,
@@ -235,19 +236,10 @@ export async function runChecks(options: CheckOptions): Promise<number> {
       name: "the queue can be consumed",
       run: async () => {
         need("the expected identity", identity !== undefined);
-        const queueUrl = config!.queueUrl;
-        // Calls with a receipt handle that cannot exist: SQS answers "invalid handle" only after authorizing the call,
-        // so they prove access without touching any message. A ReceiveMessage would prove sqs:ReceiveMessage too, but
-        // it hides whatever it gets and raises its ApproximateReceiveCount, moving real notifications toward the DLQ.
-        const visibility = await probe(() =>
-          clients!.sqs.send(
-            new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: BOGUS_RECEIPT_HANDLE, VisibilityTimeout: 0 }),
-          ),
-        );
-        const remove = await probe(() =>
-          clients!.sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: BOGUS_RECEIPT_HANDLE })),
-        );
-        return verdict(judgeQueueProbes({ changeMessageVisibility: visibility, deleteMessage: remove }, queueUrl));
+        // The same no-side-effect calls the daemon makes before READY (src/queue/access-probe.ts).
+        const queueUrl = queue!.url;
+        const probes = await probeQueue(clients!.sqs, queueUrl);
+        return verdict(judgeQueueProbes(probes, queueUrl));
       },
     },
   ];
@@ -366,20 +358,12 @@ export function judgeOtherServiceCall(result: ProbeResult): Verdict {
   return { ok: false, reason: `expected AccessDenied, got ${describe(result.error)}` };
 }
 
-// What SQS answers for a handle that was never issued, once the call is authorized (MessageNotInflight is what a
-// visibility change gets when SQS finds no such message in flight).
-const INVALID_HANDLE = new Set(["ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"]);
-
-export function judgeQueueProbes(
-  probes: { changeMessageVisibility: ProbeResult; deleteMessage: ProbeResult },
-  queueUrl: string,
-): Verdict {
+export function judgeQueueProbes(probes: QueueProbes, queueUrl: string): Verdict {
   const problems: string[] = [];
-  for (const [action, result] of Object.entries(probes)) {
-    if (result.ok) continue;
-    const { name, status } = awsErrorInfo(result.error);
-    if (INVALID_HANDLE.has(name)) continue;
-    if (name === "AccessDenied" || status === 403) problems.push(`sqs:${capitalize(action)} is denied`);
+  for (const [action, result] of Object.entries(probes) as [keyof QueueProbes, ProbeResult][]) {
+    const kind = classifyProbe(result);
+    if (kind === "authorized" || result.ok) continue;
+    if (kind === "denied") problems.push(`sqs:${capitalize(action)} is denied (${describe(result.error)})`);
     else problems.push(`sqs:${capitalize(action)} failed: ${describe(result.error)}`);
   }
   if (problems.length === 0) {

@@ -1,7 +1,8 @@
 /**
- * The running service: READY to systemd, the watchdog fed only while the receive loop makes progress, a periodic
- * status line, and shutdown on SIGTERM/SIGINT (stop receiving, drain up to the deadline, release the rest, exit 0;
- * a second signal exits at once).
+ * The running service: READY to systemd (reached only once start-up has proven the identity and that the role can
+ * consume the queue: app.ts prepare and verifyQueueAccess), the watchdog fed only while the receive loop makes
+ * progress, a periodic status line, and shutdown on SIGTERM/SIGINT (stop receiving, drain up to the deadline, release
+ * the rest, exit 0; a second signal exits at once).
  */
 import type { RunningDaemon } from "../app.js";
 import { ExitCode } from "../errors.js";

@@ -1,3 +1,6 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig, DEFAULT_CONFIG_PATH } from "../../../src/config/load.js";
 import { envNameOf, prefetchOf, queueArnParts, regionFromQueueUrl } from "../../../src/config/schema.js";
@@ -127,18 +130,11 @@ describe("loadConfig", () => {
     expect(err.message).toContain("did you mean DOC_PROCESSOR_QUEUE_URL?");
   });
 
-  it("reports unreadable, missing explicit and non-JSON files", () => {
-    expect(problemsOf(() => loadConfig({ configPath: "/nope.json", env: {}, readFile: files({}) })).message).toMatch(
-      /cannot read \/nope.json: ENOENT/,
-    );
-    expect(
-      problemsOf(() => loadConfig({ configPath: "/c.json", env: {}, readFile: files({ "/c.json": "{oops" }) })).message,
-    ).toMatch(/not valid JSON/);
+  it("reports a non-object file", () => {
     expect(
       problemsOf(() => loadConfig({ configPath: "/c.json", env: {}, readFile: files({ "/c.json": "[1]" }) })).message,
-    ).toMatch(/JSON object/);
+    ).toMatch(/\/c.json must hold a JSON object of settings .*, not an array/);
   });
-
   it("refuses static credentials put in the config file as unknown keys", () => {
     const err = problemsOf(() =>
       loadConfig({
@@ -161,6 +157,71 @@ describe("loadConfig", () => {
     );
     expect(err.problems.map((p) => p.key)).toEqual(["maxProcessingSeconds"]);
   });
+});
+
+describe("loadConfig: a config file that exists but cannot be used (each its own message, exit 78)", () => {
+  const failing = (code: string, message = code) => () => {
+    throw Object.assign(new Error(`${code}: ${message}`), { code });
+  };
+  const load = (readFile: (path: string) => string, options: { configPath?: string; env?: Record<string, string> } = {}) =>
+    problemsOf(() => loadConfig({ configPath: options.configPath, env: options.env ?? {}, readFile }));
+  const envOnly = {
+    DOC_PROCESSOR_QUEUE_URL: valid.queueUrl,
+    DOC_PROCESSOR_SOURCE_BUCKET: valid.sourceBucket,
+    DOC_PROCESSOR_OUTPUT_BUCKET: valid.outputBucket,
+  };
+
+  it.each([
+    ["unreadable (EACCES)", failing("EACCES", "permission denied"), /\/c.json exists but this user may not read it \(EACCES\)\. Fix: .*chmod 0640 \/c.json/],
+    ["a directory (EISDIR)", failing("EISDIR", "illegal operation on a directory"), /\/c.json is a directory, not a file \(given by --config\)\. Fix: give the JSON file itself, for example \/c.json\/config.json/],
+    ["not valid JSON", files({ "/c.json": '{"queueUrl": "x",}' }), /\/c.json is not valid JSON \(.*\)\. Fix: correct the syntax there/],
+    ["empty", files({ "/c.json": " \n" }), /\/c.json is empty\. Fix: /],
+    ["missing, given explicitly", files({}), /\/c.json does not exist \(given by --config\)\. Fix: create it, or correct the path/],
+    ["below a file (ENOTDIR)", failing("ENOTDIR"), /a part of this path is a file, not a directory/],
+    ["unreadable for another reason", failing("EIO", "i/o error"), /cannot read \/c.json: EIO \(EIO: i\/o error\)/],
+  ])("%s: says what is wrong with which path, and never 'not found; environment only'", (_case, readFile, expected) => {
+    const err = load(readFile, { configPath: "/c.json" });
+    expect(err.exitCode).toBe(ExitCode.config);
+    expect(err.message).toMatch(expected);
+    expect(err.message).toContain("invalid configuration (/c.json)");
+    expect(err.message).not.toContain("not found");
+    expect(err.message).not.toContain("environment only");
+    // The file's problem is the one problem: no "is required" for every setting it would have held.
+    expect(err.problems.map((p) => p.key)).toEqual(["(file)"]);
+  });
+
+  it("the default path: unreadable or a directory is an error too, even when the environment has every setting", () => {
+    const unreadable = load(failing("EACCES"), { env: envOnly });
+    expect(unreadable.message).toContain(`${DEFAULT_CONFIG_PATH} exists but this user may not read it`);
+    expect(unreadable.message).not.toContain("environment only");
+    const directory = load(failing("EISDIR"), { env: envOnly });
+    expect(directory.message).toContain(`${DEFAULT_CONFIG_PATH} is a directory, not a file (the default path; --config or DOC_PROCESSOR_CONFIG choose another)`);
+    expect(load(files({ [DEFAULT_CONFIG_PATH]: "{oops" }), { env: envOnly }).message).toContain(`${DEFAULT_CONFIG_PATH} is not valid JSON`);
+  });
+
+  it("names DOC_PROCESSOR_CONFIG when the path came from it", () => {
+    const err = load(files({}), { env: { DOC_PROCESSOR_CONFIG: "/etc/dp.json" } });
+    expect(err.message).toContain("/etc/dp.json does not exist (given by DOC_PROCESSOR_CONFIG)");
+  });
+
+  it("only an absent default file means 'environment only'", () => {
+    const err = load(files({}), { env: { DOC_PROCESSOR_SOURCE_BUCKET: valid.sourceBucket } });
+    expect(err.message).toContain(`(${DEFAULT_CONFIG_PATH} not found; environment only)`);
+    expect(err.message).toMatch(/queueUrl: is required/);
+  });
+
+  it("a file with a UTF-8 byte-order mark loads", () => {
+    const config = loadConfig({ configPath: "/c.json", env: {}, readFile: () => `\uFEFF${JSON.stringify(valid)}` });
+    expect(config.queueUrl).toBe(valid.queueUrl);
+  });
+
+  it("really: a directory given as the config file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dp-config-"));
+    const err = problemsOf(() => loadConfig({ configPath: dir, env: {} }));
+    expect(err.message).toContain(`${dir} is a directory, not a file`);
+    expect(err.message).not.toContain("environment only");
+  });
+
 });
 
 describe("schema helpers", () => {
