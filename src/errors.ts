@@ -8,7 +8,7 @@ export const ExitCode = {
   ok: 0,
   /** EX_SOFTWARE: an unexpected error (a bug); systemd restarts. */
   software: 70,
-  /** EX_TEMPFAIL: IMDS or STS unreachable at start; systemd restarts and it may pass next time. */
+  /** EX_TEMPFAIL: IMDS or STS unreachable (or IMDS answering garbage) at start; systemd restarts, it may pass next time. */
   tempFail: 75,
   /** EX_NOPERM: static credentials present, the caller is not the expected role on this instance, or it may not consume the queue. */
   noPerm: 77,
@@ -32,6 +32,10 @@ export const ErrorCode = {
   sinkWriteFailed: "SINK_WRITE_FAILED",
   aborted: "ABORTED",
   internal: "INTERNAL",
+  /** IMDS answered the role's credentials with something unusable (HTML, cut-short JSON, a bad Expiration). */
+  imdsCredentialsInvalid: "IMDS_CREDENTIALS_INVALID",
+  /** prefix + source key + suffix is over S3's 1,024-byte key limit: the output can never be written. */
+  outputKeyTooLong: "OUTPUT_KEY_TOO_LONG",
   /** The role may not consume the queue (denied, or a queue it cannot see): proven before READY. */
   queueAccessDenied: "QUEUE_ACCESS_DENIED",
   /** SQS did not answer the start-up queue probe (network, 5xx, throttling). */
@@ -54,6 +58,8 @@ const exitCodeOf: Record<ErrorCode, ExitCode> = {
   SINK_WRITE_FAILED: ExitCode.software,
   ABORTED: ExitCode.software,
   INTERNAL: ExitCode.software,
+  IMDS_CREDENTIALS_INVALID: ExitCode.tempFail,
+  OUTPUT_KEY_TOO_LONG: ExitCode.software,
   QUEUE_ACCESS_DENIED: ExitCode.noPerm,
   QUEUE_UNAVAILABLE: ExitCode.tempFail,
 };
@@ -106,7 +112,11 @@ export class StaticCredentialsError extends DocProcessorError {
 
 export class IdentityError extends DocProcessorError {
   constructor(
-    code: typeof ErrorCode.identityMismatch | typeof ErrorCode.imdsUnavailable | typeof ErrorCode.stsUnavailable,
+    code:
+      | typeof ErrorCode.identityMismatch
+      | typeof ErrorCode.imdsUnavailable
+      | typeof ErrorCode.stsUnavailable
+      | typeof ErrorCode.imdsCredentialsInvalid,
     message: string,
     options?: { cause?: unknown },
   ) {

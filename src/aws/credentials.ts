@@ -11,6 +11,7 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smit
 import { StaticCredentialsError } from "../errors.js";
 import type { Env } from "../config/env.js";
 import type { Logger } from "../observability/logger.js";
+import { asCredentialsAnswerError, credentialsAnswerError, safeProviderLogArgument, unusableCredentials } from "./imds-answer.js";
 
 /** Environment variables through which the default chains (SDK, CLI) pick up credentials other than IMDS. */
 export const STATIC_CREDENTIAL_VARIABLES = [
@@ -107,34 +108,89 @@ export function capReusedExpiration(
   return { ...creds, expiration: new Date(cap) };
 }
 
+/**
+ * Cached credentials handed out again while IMDS answers something unusable, as the SDK does during an outage: the
+ * real expiry is kept as originalExpiration, and the caches ask IMDS again within RETRY_AFTER_REUSE_MS.
+ */
+export function reuseCached(creds: AwsCredentialIdentity, now: number): AwsCredentialIdentity {
+  const due = now + SDK_REFRESH_WINDOW_MS + RETRY_AFTER_REUSE_MS;
+  if (creds.expiration === undefined || creds.expiration.getTime() >= due) return creds;
+  const original = (creds as { originalExpiration?: Date }).originalExpiration ?? creds.expiration;
+  return { ...creds, originalExpiration: original, expiration: new Date(due) } as AwsCredentialIdentity;
+}
+
+/**
+ * When the credentials really expire. During an IMDS outage the provider (and reuseCached) stretch `expiration` so
+ * the SDK keeps signing with them; the real expiry is then `originalExpiration`. `extended` says it was stretched.
+ */
+export function realExpiration(creds: AwsCredentialIdentity): { expiration: Date | undefined; extended: boolean } {
+  const original = (creds as { originalExpiration?: unknown }).originalExpiration;
+  if (original instanceof Date) return { expiration: original, extended: true };
+  return { expiration: creds.expiration, extended: false };
+}
+
 export interface ImdsProviderOptions {
   timeoutMs: number;
   maxRetries: number;
   log: Logger;
+  /** The raw provider; default the SDK's fromInstanceMetadata (tests pass their own). */
+  source?: AwsCredentialIdentityProvider;
 }
 
 /**
  * The one credential provider every client shares. Memoized here (not only per client) so three clients make
  * one IMDS fetch per credential lifetime; IMDSv1 fallback disabled; the provider's own warnings (such as the
  * static-stability notices during an IMDS outage) go to pino instead of the console.
+ *
+ * An unusable answer from IMDS (not JSON, an Expiration that is not a date) is an outage like any other: with
+ * credentials cached, they are kept and IMDS is asked again soon; without (at start), a typed error (exit 75).
  */
 export function createImdsCredentialProvider(options: ImdsProviderOptions): AwsCredentialIdentityProvider {
   const log = options.log.child({ component: "imds-credentials" });
+  // The provider logs the errors it recovers from; a SyntaxError's message would quote the credentials answer.
+  const detail = (args: unknown[]) => ({ detail: args.map(safeProviderLogArgument) });
   const logger = {
-    debug: (...args: unknown[]) => log.debug({ detail: args.map(String) }, "imds provider"),
-    info: (...args: unknown[]) => log.info({ detail: args.map(String) }, "imds provider"),
-    warn: (...args: unknown[]) => log.warn({ detail: args.map(String) }, "IMDS credential provider warning"),
-    error: (...args: unknown[]) => log.error({ detail: args.map(String) }, "imds provider error"),
+    debug: (...args: unknown[]) => log.debug(detail(args), "imds provider"),
+    info: (...args: unknown[]) => log.info(detail(args), "imds provider"),
+    warn: (...args: unknown[]) => log.warn(detail(args), "IMDS credential provider warning"),
+    error: (...args: unknown[]) => log.error(detail(args), "imds provider error"),
   };
-  const fetch = fromInstanceMetadata({
-    timeout: options.timeoutMs,
-    maxRetries: options.maxRetries,
-    ec2MetadataV1Disabled: true,
-    logger,
-  });
+  const fetch =
+    options.source ??
+    fromInstanceMetadata({
+      timeout: options.timeoutMs,
+      maxRetries: options.maxRetries,
+      ec2MetadataV1Disabled: true,
+      logger,
+    });
   let lastKeyId: string | undefined;
+  let lastGood: AwsCredentialIdentity | undefined;
   const logged = async (): Promise<AwsCredentialIdentity> => {
-    const creds = capReusedExpiration(await fetch(), lastKeyId, Date.now());
+    let fetched: AwsCredentialIdentity;
+    try {
+      fetched = await fetch();
+    } catch (err) {
+      // Typed (exit 75, "IMDS answered ...") instead of a SyntaxError that would read as STS rejecting the keys.
+      throw asCredentialsAnswerError(err) ?? err;
+    }
+    const problem = unusableCredentials(fetched);
+    if (problem !== undefined) {
+      if (lastGood === undefined) throw credentialsAnswerError(problem);
+      const reused = reuseCached(lastGood, Date.now());
+      log.warn(
+        {
+          problem,
+          expiration: realExpiration(reused).expiration?.toISOString(),
+          accessKeyIdSuffix: reused.accessKeyId.slice(-4),
+          retryInMs: RETRY_AFTER_REUSE_MS,
+        },
+        "IMDS answered unusable credentials; keeping the cached ones and asking again soon",
+      );
+      lastKeyId = reused.accessKeyId;
+      return reused;
+    }
+    lastGood = fetched;
+    const creds = capReusedExpiration(fetched, lastKeyId, Date.now());
     const fields = { expiration: creds.expiration?.toISOString(), accessKeyIdSuffix: creds.accessKeyId.slice(-4) };
     // During an IMDS outage the provider hands back the previous credentials with a later expiry (static
     // stability); that is not a new fetch, so it is not logged as one.

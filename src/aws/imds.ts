@@ -3,8 +3,10 @@
  * are fetched by the SDK's provider (credentials.ts); this module exists so the identity check can compare the
  * caller against *this* instance and explain precisely what is wrong when IMDS says no.
  */
+import { request } from "node:http";
 import { getInstanceMetadataEndpoint, httpRequest } from "@smithy/credential-provider-imds";
 import { ErrorCode, IdentityError, errorMessage } from "../errors.js";
+import { UNUSABLE_ANSWER_ADVICE, describeAnswer, describeBody, judgeCredentialsAnswer } from "./imds-answer.js";
 
 export interface InstanceIdentity {
   instanceId: string;
@@ -25,6 +27,12 @@ export interface ImdsClientOptions {
 }
 
 const TOKEN_TTL_SECONDS = "300";
+const ROLE_LISTING_PATH = "/latest/meta-data/iam/security-credentials/";
+const IDENTITY_DOCUMENT_PATH = "/latest/dynamic/instance-identity/document";
+/** IAM role names: 1-64 of these characters. Anything else in the listing is not a role name. */
+const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
+/** Real credentials answers are about 1.5 KB; nothing larger is read. */
+const MAX_CREDENTIALS_ANSWER_BYTES = 64 * 1024;
 
 interface HttpError {
   statusCode?: number;
@@ -58,25 +66,56 @@ export async function fetchInstanceIdentity(options: ImdsClientOptions): Promise
       )
     ).toString("utf8");
 
-  let document: Record<string, unknown>;
+  let documentText: string;
   try {
-    document = JSON.parse(await get("/latest/dynamic/instance-identity/document")) as Record<string, unknown>;
+    documentText = await get(IDENTITY_DOCUMENT_PATH);
   } catch (err) {
     throw imdsError(err, where, "identity document");
   }
+  let document: Record<string, unknown>;
+  try {
+    document = JSON.parse(documentText) as Record<string, unknown>;
+  } catch {
+    // V8's message would quote the text; describe it instead.
+    throw new IdentityError(
+      ErrorCode.imdsUnavailable,
+      `IMDS at ${where} answered the identity document (${IDENTITY_DOCUMENT_PATH}) with something that is not JSON ` +
+        `(${describeBody(documentText)}); the service will retry.`,
+    );
+  }
   // Right after launch (or after Modify IAM role) the profile's credentials can take a few seconds to appear, so
-  // "no role" is only concluded once the listing has stayed empty for roleWaitMs.
-  const roleDeadline = Date.now() + (options.roleWaitMs ?? 0);
+  // "no role" is only concluded once the listing has stayed empty for roleWaitMs. Within the same wait, an answer
+  // that cannot be parsed (the listing or the credentials) is asked again: it is IMDS's passing problem.
+  const roleWaitMs = options.roleWaitMs ?? 0;
+  const roleDeadline = Date.now() + roleWaitMs;
   let roleName: string | undefined;
+  let unusable: string | undefined;
   for (;;) {
+    roleName = undefined;
+    unusable = undefined;
+    let listing = "";
     try {
-      roleName = (await get("/latest/meta-data/iam/security-credentials/")).trim().split("\n")[0] || undefined;
+      listing = await get(ROLE_LISTING_PATH);
     } catch (err) {
       // 404 is IMDS's way of saying "no instance profile attached".
       if ((err as HttpError).statusCode !== 404) throw imdsError(err, where, "role listing");
     }
-    if (roleName !== undefined || Date.now() >= roleDeadline) break;
+    const first = listing.trim().split("\n")[0] ?? "";
+    if (first !== "" && !ROLE_NAME.test(first)) {
+      unusable = `the role listing (${ROLE_LISTING_PATH}) with something that is not a role name (${describeBody(listing)})`;
+    } else if (first !== "") {
+      roleName = first;
+      unusable = await credentialsProblem(base, token, roleName, where, options.maxRetries);
+    }
+    if ((roleName !== undefined && unusable === undefined) || Date.now() >= roleDeadline) break;
     await new Promise((r) => setTimeout(r, Math.min(2_000, Math.max(0, roleDeadline - Date.now()))));
+  }
+  if (unusable !== undefined) {
+    const waited = roleWaitMs > 0 ? `, and still did after ${Math.round(roleWaitMs / 1000)} s (instanceProfileWaitSeconds)` : "";
+    throw new IdentityError(
+      ErrorCode.imdsCredentialsInvalid,
+      `IMDS at ${where} answered ${unusable}${waited}; STS was not asked.\n${UNUSABLE_ANSWER_ADVICE}`,
+    );
   }
   const field = (name: string): string => {
     const v = document[name];
@@ -108,6 +147,78 @@ export async function tokenlessRequestStatus(options: ImdsClientOptions): Promis
     if (status !== undefined) return status;
     throw imdsError(err, where, "token-less request");
   }
+}
+
+type Base = Awaited<ReturnType<typeof target>>["base"];
+
+/**
+ * Reads the role's credentials the way the SDK's provider will, to find an answer it could not parse before it is
+ * relied on. Returns what is wrong with the answer (described, never quoted: it holds a secret), or undefined when
+ * it is usable or not there yet (a 404 right after launch: the SDK's own fetch reports it if it persists).
+ */
+async function credentialsProblem(
+  base: Base,
+  token: string,
+  roleName: string,
+  where: string,
+  maxRetries: number,
+): Promise<string | undefined> {
+  const path = `${ROLE_LISTING_PATH}${roleName}`;
+  let answer: RawAnswer;
+  try {
+    answer = await retry(() => getRaw(base, path, token), maxRetries);
+  } catch (err) {
+    throw imdsError(err, where, "role credentials");
+  }
+  // Statuses are the SDK's to report, as before (404 right after launch, 5xx as an outage).
+  if (answer.status < 200 || answer.status >= 300) return undefined;
+  const verdict = answer.complete ? judgeCredentialsAnswer(answer.body) : { ok: false as const, problem: "an oversized body" };
+  if (verdict.ok) return undefined;
+  return `the role's credentials (${path}) with ${verdict.problem} (${describeAnswer(answer)})`;
+}
+
+interface RawAnswer {
+  status: number;
+  contentType: string | undefined;
+  body: string;
+  /** Bytes received (at most MAX_CREDENTIALS_ANSWER_BYTES and one more chunk). */
+  bytes: number;
+  /** False when the body was longer than MAX_CREDENTIALS_ANSWER_BYTES and reading stopped. */
+  complete: boolean;
+}
+
+/** One GET with the session token, keeping the status and content type the SDK's httpRequest drops; size-capped. */
+function getRaw(base: Base, path: string, token: string): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      ...base,
+      hostname: base.hostname.replace(/^\[(.+)\]$/, "$1"),
+      method: "GET",
+      path,
+      headers: { "x-aws-ec2-metadata-token": token },
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error("TimeoutError from instance metadata service"), { name: "TimeoutError" })));
+    req.on("error", reject);
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      const done = (complete: boolean): void => {
+        const header = res.headers["content-type"];
+        resolve({ status: res.statusCode ?? 0, contentType: header, body: Buffer.concat(chunks).toString("utf8"), bytes, complete });
+      };
+      res.on("data", (chunk: Buffer) => {
+        bytes += chunk.length;
+        chunks.push(chunk);
+        if (bytes > MAX_CREDENTIALS_ANSWER_BYTES) {
+          done(false);
+          req.destroy();
+        }
+      });
+      res.on("end", () => done(true));
+      res.on("error", reject);
+    });
+    req.end();
+  });
 }
 
 async function target(options: ImdsClientOptions) {

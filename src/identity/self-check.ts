@@ -5,6 +5,7 @@
 import { GetCallerIdentityCommand, type STSClient } from "@aws-sdk/client-sts";
 import { ErrorCode, IdentityError, awsErrorInfo, errorMessage } from "../errors.js";
 import type { InstanceIdentity } from "../aws/imds.js";
+import { asCredentialsAnswerError } from "../aws/imds-answer.js";
 import { judgeIdentity } from "./expected-arn.js";
 
 export interface VerifiedIdentity {
@@ -58,6 +59,10 @@ export async function verifyIdentity(input: SelfCheckInput): Promise<VerifiedIde
 }
 
 function stsFailure(err: unknown, instance: InstanceIdentity): IdentityError {
+  // An unparseable credentials answer from IMDS (the provider's SyntaxError or CredentialsProviderError, or our typed
+  // error for a bad Expiration): STS was never called, and it is temporary (75), not a refusal.
+  const answer = asCredentialsAnswerError(err);
+  if (answer !== undefined) return answer;
   const { name, status } = awsErrorInfo(err);
   const code = (err as { code?: string }).code;
   const credentialsFailed = name === "CredentialsProviderError" || name === "ProviderError" || name === "InstanceMetadataV1FallbackError";

@@ -1,8 +1,11 @@
 /**
  * The root pino logger: JSON lines on stdout (journald stores them), with secrets redacted wherever they appear in
- * logged objects: credentials, session tokens, signatures and authorization headers.
+ * logged objects: credentials, session tokens, signatures and authorization headers. Every line is at most
+ * MAX_LOG_LINE_BYTES (journald splits longer ones, which breaks the JSON): callers summarise what grows with input,
+ * and a line still too long is cut down here and says so (`logTruncated`).
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from "pino";
+import { boundLine } from "./log-bounds.js";
 
 export type { Logger } from "pino";
 
@@ -48,6 +51,7 @@ export function createLogger(options: LoggerOptions): Logger {
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       serializers: { err: pino.stdSerializers.err },
+      hooks: { streamWrite: (line) => boundLine(line) },
     },
     options.destination ?? pino.destination({ dest: 1, sync: true }),
   );

@@ -22,7 +22,7 @@ import {
   type SourceObjectInfo,
 } from "../processors/types.js";
 import type { DocumentRef } from "../queue/records.js";
-import { OutputKeyTooLongError, outputKey } from "../storage/keys.js";
+import { OutputKeyTooLongError, longestSuffix, outputKey } from "../storage/keys.js";
 import { writeOutput, type SinkTarget } from "../storage/sink.js";
 import { openSource, type SourceFailure } from "../storage/source.js";
 import type { Outcome } from "./outcome.js";
@@ -137,8 +137,9 @@ async function processOrFail(deps: DocumentDeps, doc: DocumentRef, ctx: SubmitCo
   if (ctx.signal.aborted) return aborted("before start");
   if (doc.size !== undefined && doc.size > deps.maxObjectBytes) return tooLarge(doc.size, deps.maxObjectBytes);
   try {
-    // Every suffix only lengthens the key: refuse before downloading anything.
-    outputKey(deps.outputPrefix, doc.key, "");
+    // Refuse before downloading anything when an output the chain declares could not be written (a processor that
+    // declares no suffixes is checked when it writes).
+    outputKey(deps.outputPrefix, doc.key, longestSuffix(deps.processors.flatMap((p) => p.outputSuffixes ?? [])));
   } catch (err) {
     if (err instanceof OutputKeyTooLongError) return { status: "rejected", code: err.code, reason: err.message };
     throw err;
@@ -356,7 +357,8 @@ async function runChain(
           key = outputKey(deps.outputPrefix, info.key, output.suffix);
         } catch (err) {
           destroyOutputs([output]);
-          fail({ status: "rejected", code: ErrorCode.sinkWriteFailed, reason: errorMessage(err) }, err);
+          const code = err instanceof OutputKeyTooLongError ? err.code : ErrorCode.sinkWriteFailed;
+          fail({ status: "rejected", code, reason: errorMessage(err) }, err);
           continue;
         }
         if (output.suffix === ERROR_RECORD_SUFFIX) {
@@ -413,7 +415,9 @@ async function writeErrorRecord(
   try {
     key = outputKey(deps.outputPrefix, info.key, ERROR_RECORD_SUFFIX);
   } catch (err) {
-    return { status: "rejected", code: ErrorCode.sinkWriteFailed, reason: errorMessage(err) };
+    // Nowhere to record the refusal: rejected, so the message goes to the DLQ (with the refusal in its reason).
+    const code = err instanceof OutputKeyTooLongError ? err.code : ErrorCode.sinkWriteFailed;
+    return { status: "rejected", code, reason: `${first.code}: ${first.reason}; and ${errorMessage(err)}` };
   }
   const record = errorRecord(info, refusals, written);
   const body = `${JSON.stringify(record, null, 2)}\n`;

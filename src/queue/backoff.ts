@@ -2,6 +2,7 @@
  * Pure timing rules for the consumer: how long a failed message stays hidden, how long the loop waits after a
  * failed receive, and how often a running message's visibility is extended.
  */
+import { ErrorCode } from "../errors.js";
 
 /** First failure hides the message for up to this long. */
 export const FAILURE_VISIBILITY_BASE_SECONDS = 10;
@@ -24,6 +25,32 @@ export function failureVisibilitySeconds(receiveCount: number, random: () => num
   // Exponent bounded so 2^k stays finite for absurd counts.
   const ceiling = Math.min(FAILURE_VISIBILITY_MAX_SECONDS, FAILURE_VISIBILITY_BASE_SECONDS * 2 ** Math.min(n - 1, 30));
   return Math.max(1, Math.round(halfJitter(ceiling, random)));
+}
+
+/**
+ * Rejections that no redelivery can change and that leave no error record (the object is over maxObjectBytes, or its
+ * output key would be over S3's 1,024 bytes): the message is made visible again at once, so the redrive policy
+ * moves it to the DLQ after maxReceiveCount quick receives instead of minutes of backoff.
+ */
+export const RETURNED_AT_ONCE: ReadonlySet<string> = new Set([ErrorCode.objectTooLarge, ErrorCode.outputKeyTooLong]);
+/**
+ * Past this many receives such a message backs off like any other: a queue without a redrive policy (or with a
+ * higher maxReceiveCount) would otherwise hand it back in a tight loop.
+ */
+export const RETURNED_AT_ONCE_MAX_RECEIVES = 10;
+
+/**
+ * Visibility timeout (seconds) for a message whose documents did not all succeed: 0 when every failure is a
+ * rejection in RETURNED_AT_ONCE (for its first RETURNED_AT_ONCE_MAX_RECEIVES receives), else the backoff curve.
+ */
+export function failedMessageVisibilitySeconds(
+  failures: readonly { status: "retry" | "rejected"; code: string }[],
+  receiveCount: number,
+  random: () => number = Math.random,
+): number {
+  const hopeless = failures.length > 0 && failures.every((f) => f.status === "rejected" && RETURNED_AT_ONCE.has(f.code));
+  if (hopeless && receiveCount < RETURNED_AT_ONCE_MAX_RECEIVES) return 0;
+  return failureVisibilitySeconds(receiveCount, random);
 }
 
 /**

@@ -17,8 +17,9 @@ import { DocProcessorError, ErrorCode, awsErrorInfo, errorMessage } from "../err
 import type { Logger } from "../observability/logger.js";
 import { isAcknowledgeable, type Outcome } from "../pipeline/outcome.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
-import { failureVisibilitySeconds, heartbeatIntervalMs, parseReceiveCount, receiveBackoffMs } from "./backoff.js";
+import { failedMessageVisibilitySeconds, heartbeatIntervalMs, parseReceiveCount, receiveBackoffMs } from "./backoff.js";
 import { DeleteBatcher } from "./delete-batcher.js";
+import { failureFields, ignoredFields } from "./log-fields.js";
 import type { DocumentRef, ParsedNotification } from "./records.js";
 import {
   SQS_BATCH_MAX,
@@ -353,14 +354,14 @@ export class Consumer {
         return;
       case "ignored":
         log.info(
-          { messageId, receiveCount, outcome: "ignored", ignored: parsed.ignored },
+          { messageId, receiveCount, outcome: "ignored", ...ignoredFields(parsed.ignored) },
           "nothing to process; acknowledged",
         );
         void this.deletes.enqueue(handle);
         return;
       case "documents":
         if (parsed.ignored.length > 0) {
-          log.info({ messageId, receiveCount, ignored: parsed.ignored }, "some records of the message are skipped");
+          log.info({ messageId, receiveCount, ...ignoredFields(parsed.ignored) }, "some records of the message are skipped");
         }
         if (parsed.documents.length === 0) {
           log.info({ messageId, receiveCount, outcome: "ignored" }, "nothing to process; acknowledged");
@@ -451,13 +452,18 @@ export class Consumer {
     );
     const status = failures.some((f) => f.status === "retry") ? "retry" : "rejected";
     if (tracked.abortCause === "shutdown") {
-      log.info({ ...base, outcome: "released", failures }, "message aborted by shutdown; released");
+      log.info({ ...base, outcome: "released", ...failureFields(failures) }, "message aborted by shutdown; released");
       await this.releaseNow([tracked], "aborted by shutdown");
       tracked.phase = "done";
       return;
     }
-    const visibilityTimeout = failureVisibilitySeconds(tracked.receiveCount, this.random);
-    log.warn({ ...base, outcome: status, failures, visibilityTimeout }, "message not acknowledged; backing off");
+    const visibilityTimeout = failedMessageVisibilitySeconds(failures, tracked.receiveCount, this.random);
+    log.warn(
+      { ...base, outcome: status, ...failureFields(failures), visibilityTimeout },
+      visibilityTimeout === 0
+        ? "message can never be processed as is; made visible at once for the redrive policy (DLQ)"
+        : "message not acknowledged; backing off",
+    );
     const [result] = await this.changeVisibility([tracked], visibilityTimeout);
     if (result !== undefined && !result.ok) {
       log.warn(

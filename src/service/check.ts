@@ -8,7 +8,13 @@ import { dirname } from "node:path";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetAccessKeyInfoCommand } from "@aws-sdk/client-sts";
 import { createAwsClients, type AwsClients } from "../aws/clients.js";
-import { assertNoStaticCredentials, createImdsCredentialProvider, readIfExists } from "../aws/credentials.js";
+import type { AwsCredentialIdentity } from "@smithy/types";
+import {
+  assertNoStaticCredentials,
+  createImdsCredentialProvider,
+  readIfExists,
+  realExpiration,
+} from "../aws/credentials.js";
 import { fetchInstanceIdentity, tokenlessRequestStatus, type InstanceIdentity } from "../aws/imds.js";
 import type { Env } from "../config/env.js";
 import { configPathOf, loadConfig } from "../config/load.js";
@@ -161,7 +167,7 @@ export async function runChecks(options: CheckOptions): Promise<number> {
               "Security > Modify IAM role) and make sure nothing stands in for the instance metadata service.",
           );
         }
-        return `expire ${creds.expiration.toISOString()}`;
+        return expiryDetail(creds, Date.now());
       },
     },
     {
@@ -295,6 +301,19 @@ export function judgeTokenlessStatus(status: number): Verdict {
     };
   }
   return { ok: false, reason: `IMDS answered a request without a token with HTTP ${status}, expected 401` };
+}
+
+/**
+ * The credentials' real expiry. After an IMDS outage (ExpiredToken) the SDK keeps signing with the old keys and
+ * stretches their `expiration`; the real one is then `originalExpiration`, which is what the operator needs.
+ */
+export function expiryDetail(creds: AwsCredentialIdentity, now: number): string {
+  const { expiration, extended } = realExpiration(creds);
+  if (expiration === undefined) return "no expiry";
+  const at = Number.isFinite(expiration.getTime()) ? expiration.toISOString() : "an invalid date";
+  if (!extended) return `expire ${at}`;
+  const when = expiration.getTime() <= now ? "expired" : "expire";
+  return `${when} ${at} (IMDS could not renew them; reused until it can)`;
 }
 
 /** Bytes from "bytes 0-0/1234". */

@@ -1,7 +1,9 @@
 // The real daemon's start-up identity check against real IMDS and STS answers from the stand-in: every wrong identity
 // is refused (exit 77) before a single S3 or SQS request, and the message names what was found and how to fix it.
+import { request } from "node:http";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { OTHER_ROLE_NAME, ROLE_NAME } from "../local/gateway/identities.js";
+import { HTML_ANSWER_MARKER } from "../local/imds/index.js";
 import {
   IDENTITY_VERIFIED,
   READY,
@@ -36,6 +38,7 @@ afterEach(async () => {
   await h.stopDaemons();
   // Back to the instance as provisioned for the next case.
   stand.imds.setMode("normal");
+  stand.imds.setCredentialsAnswer("valid");
   stand.imds.setRole(ROLE_NAME);
   stand.setCredentialAccount(stand.accountId);
   stand.setCredentialInstanceId(undefined);
@@ -160,5 +163,67 @@ describe("the daemon's start-up identity check (real IMDS and STS answers)", () 
     expect(stderr).toContain("cannot reach the instance metadata service");
     expect(imdsRequests()).toContainEqual(expect.objectContaining({ path: "/latest/api/token", status: 500 }));
     expect(stand.counters().requests).toBe(0);
+  });
+});
+
+/** One IMDSv2 exchange with the mock, as a test client (not the daemon). */
+function imdsCall(method: string, path: string, headers: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, stand.urls.imds), { method, headers, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve(body));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** The secrets IMDS serves right now (the broken answers are made from the same session). */
+async function servedSecrets(): Promise<string[]> {
+  const token = await imdsCall("PUT", "/latest/api/token", { "x-aws-ec2-metadata-token-ttl-seconds": "60" });
+  const body = await imdsCall("GET", `/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, { "x-aws-ec2-metadata-token": token });
+  const creds = JSON.parse(body) as { SecretAccessKey: string; Token: string };
+  return [creds.SecretAccessKey, creds.Token];
+}
+
+const credentialsPath = `/latest/meta-data/iam/security-credentials/${ROLE_NAME}`;
+
+describe("an unusable credentials answer from IMDS at start (HTML, JSON cut short, a bad Expiration)", () => {
+  it.each([
+    ["html", /with something that is not JSON \(content-type text\/html, \d+ bytes, first character '<' \(markup, such as an HTML page\)\)/],
+    ["truncated", /with JSON that is cut short or broken \(content-type text\/plain, \d+ bytes, first character '\{' \(a JSON object\)\)/],
+    ["bad-expiration", /with JSON whose Expiration is not a date \(20 characters\) \(content-type text\/plain, \d+ bytes/],
+  ] as const)("%s for the whole instanceProfileWaitSeconds: exit 75 (restarted), naming IMDS and what it sent, never the content", async (answer, described) => {
+    const secrets = await servedSecrets();
+    stand.imds.setCredentialsAnswer(answer);
+    const { code, stderr, daemon } = await refusal();
+    expect(code).toBe(75);
+    expect(stderr).toContain(`IMDS at ${stand.urls.imds.replace(/\/$/, "")} answered the role's credentials (${credentialsPath})`);
+    expect(stderr).toMatch(described);
+    expect(stderr).toContain("still did after 1 s (instanceProfileWaitSeconds); STS was not asked");
+    expect(stderr).not.toMatch(/STS rejected|instance clock/);
+    expect(daemon.logs.find((l) => l.level === "fatal")).toMatchObject({ code: "IMDS_CREDENTIALS_INVALID", exitCode: 75 });
+    const everything = stderr + JSON.stringify(daemon.logs);
+    for (const secret of [...secrets, HTML_ANSWER_MARKER, "9999-99-99"]) expect(everything).not.toContain(secret);
+    // Asked again within the wait, and STS never.
+    expect(imdsRequests().filter((r) => r.path === credentialsPath).length).toBeGreaterThanOrEqual(2);
+    expect(stand.decisions).toEqual([]);
+  });
+
+  it("IMDS answering properly again within the wait: the daemon starts as if nothing happened", async () => {
+    stand.imds.setCredentialsAnswer("html");
+    const daemon = h.startDaemon({ config: { instanceProfileWaitSeconds: 30 } });
+    const seen = () => imdsRequests().filter((r) => r.path === credentialsPath).length;
+    const deadline = Date.now() + 20_000;
+    while (seen() < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(seen()).toBeGreaterThanOrEqual(2);
+    expect(daemon.child.exitCode).toBeNull();
+    stand.imds.setCredentialsAnswer("valid");
+    await daemon.waitForLog((l) => l.msg === IDENTITY_VERIFIED);
+    await daemon.waitForLog((l) => l.msg === READY);
+    expect(callers()).toEqual([`${roleArnPrefix(stand)}${stand.instanceId()}`]);
+    expect(await stopDaemon(daemon)).toEqual({ code: 0, signal: null });
   });
 });

@@ -195,6 +195,49 @@ describe("an object deleted before processing (the 403 path)", () => {
   }, 45_000);
 });
 
+describe("messages that can never be processed as they are (too large, output key too long)", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+    await discardTestEvent(h.stand);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("are rejected before any download, made visible again at once, and reach the DLQ in seconds, not minutes", async () => {
+    const { stand } = h;
+    const big = "limits/too large.txt";
+    // S3 allows this key (1,020 bytes); its output "<key>.json" (1,025) it does not.
+    const long = `limits/${"k".repeat(1013)}`;
+    await upload(stand, [
+      { key: big, body: "x".repeat(100) },
+      { key: long, body: "small\n" },
+    ]);
+    const started = Date.now();
+    const daemon = h.startDaemon({ config: { maxObjectBytes: 50 } });
+    const dead: string[] = [];
+    while (dead.length < 2 && Date.now() - started < 25_000) {
+      const { Messages = [] } = await stand.clients.admin.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: stand.queue.dlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2 }),
+      );
+      dead.push(...Messages.flatMap(eventKeys));
+    }
+    expect(dead.sort()).toEqual([long, big].sort());
+    // maxReceiveCount 5: five receives each, every one rejected at once (the backoff would take about 2.5 minutes).
+    const lines = documentLines(daemon);
+    expect(lines.filter((l) => l["key"] === big).map((l) => [l["outcome"], l["code"]])).toEqual(Array(5).fill(["rejected", "OBJECT_TOO_LARGE"]));
+    const tooLong = lines.filter((l) => l["key"] === long);
+    expect(tooLong.map((l) => [l["outcome"], l["code"]])).toEqual(Array(5).fill(["rejected", "OUTPUT_KEY_TOO_LONG"]));
+    expect(String(tooLong[0]!["reason"])).toMatch(/^output key would be 1025 bytes of UTF-8, above S3's limit of 1024/);
+    expect(daemon.logs.filter((l) => l.msg === "message can never be processed as is; made visible at once for the redrive policy (DLQ)")).toHaveLength(10);
+    // Nothing downloaded, nothing written (and both messages reached the DLQ: never deleted).
+    expect(roleDecisions(stand).filter((d) => d.action === "s3:GetObject" || d.action === "s3:PutObject")).toEqual([]);
+    expect(await stopDaemon(daemon)).toEqual({ code: 0, signal: null });
+    expect(await queueDepth(stand)).toEqual({ visible: 0, inFlight: 0 });
+  }, 45_000);
+});
+
 describe("an object overwritten before processing (the 412 path)", () => {
   let h: Harness;
   beforeAll(async () => {

@@ -1,6 +1,7 @@
 // The real daemon through credential rotation, an IMDS outage and SIGTERM with documents in flight: it keeps going,
 // stops cleanly, and loses nothing (every document ends processed or its message back in the queue).
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { HTML_ANSWER_MARKER } from "../local/imds/index.js";
 import {
   CREDENTIALS_FETCHED,
   READY,
@@ -112,6 +113,67 @@ describe("IMDS outage and recovery while running", () => {
     await expectOutputs(stand, keysOf([...start, ...during, ...recovered]));
     expect(await queueDepth(stand)).toEqual({ visible: 0, inFlight: 0 });
   }, 45_000);
+});
+
+describe("IMDS answering unusable credentials while running", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness(SHORT_LIVED);
+  });
+  afterEach(async () => {
+    await h.stopDaemons();
+    h.stand.imds.setCredentialsAnswer("valid");
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("an HTML page: like an outage (the cached keys are kept, no crash), and the page never reaches the log", async () => {
+    const { stand } = h;
+    const daemon = h.startDaemon();
+    await daemon.waitForLog((l) => l.msg === READY);
+    stand.imds.setCredentialsAnswer("html");
+    // The next refresh (within seconds: 305 s keys) gets the page; the SDK's static stability keeps the cached keys.
+    const warning = await daemon.waitForLog((l) => l.msg === "IMDS credential provider warning", 20_000);
+    expect(JSON.stringify(warning)).toContain("SyntaxError: the IMDS answer is not valid JSON (content not logged)");
+    const during = docsNamed("during-html", 2);
+    await upload(stand, during);
+    await waitForOutcomes(daemon, keysOf(during));
+    expect(daemon.child.exitCode).toBeNull();
+    expect(await stopDaemon(daemon)).toEqual({ code: 0, signal: null });
+    expect(JSON.stringify(daemon.logs) + daemon.stderr()).not.toMatch(new RegExp(`${HTML_ANSWER_MARKER}|<!DOCTYPE|Bad Gateway`));
+    expect(documentLines(daemon).filter((l) => l["outcome"] !== "done")).toEqual([]);
+    await expectOutputs(stand, keysOf(during));
+  }, 45_000);
+
+  it("an Expiration that is not a date: the cached keys are kept, documents go on, and new keys are taken once IMDS is well", async () => {
+    const { stand } = h;
+    const daemon = h.startDaemon();
+    await daemon.waitForLog((l) => l.msg === READY);
+    const first = await daemon.waitForLog((l) => l.msg === CREDENTIALS_FETCHED);
+    stand.imds.setCredentialsAnswer("bad-expiration");
+    stand.imds.rotateNow();
+    const kept = await daemon.waitForLog((l) => l.msg === "IMDS answered unusable credentials; keeping the cached ones and asking again soon", 20_000);
+    expect(kept).toMatchObject({ level: "warn", problem: "an Expiration that is not a date", accessKeyIdSuffix: first["accessKeyIdSuffix"] });
+    const during = docsNamed("during-bad-expiration", 3);
+    await upload(stand, during);
+    await waitForOutcomes(daemon, keysOf(during));
+    expect(daemon.child.exitCode).toBeNull();
+
+    stand.imds.setCredentialsAnswer("valid");
+    stand.imds.rotateNow();
+    // Asked again within 30 s of the bad answer.
+    await daemon.waitForLog((l) => l.msg === CREDENTIALS_FETCHED && l["accessKeyIdSuffix"] !== first["accessKeyIdSuffix"], 40_000);
+    const after = docsNamed("after-bad-expiration", 2);
+    await upload(stand, after);
+    await waitForOutcomes(daemon, keysOf(after));
+    expect(await stopDaemon(daemon)).toEqual({ code: 0, signal: null });
+
+    expect(documentLines(daemon).filter((l) => l["outcome"] !== "done")).toEqual([]);
+    expect(stand.counters().authFailures).toBe(0);
+    expect(roleDecisions(stand).filter((d) => d.decision !== "allow")).toEqual([]);
+    await expectOutputs(stand, keysOf([...during, ...after]));
+  }, 75_000);
 });
 
 describe("SIGTERM", () => {

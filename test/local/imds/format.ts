@@ -25,6 +25,29 @@ export function credentialsBody(credentials: ImdsCredentials, lastUpdatedMs: num
   });
 }
 
+/** Marker inside the HTML page the "html" answer serves: a test can check it never reaches a log. */
+export const HTML_ANSWER_MARKER = "html-answer-body-must-not-be-logged";
+
+/** A proxy's error page, as something in front of IMDS might serve instead of the credentials. */
+export function htmlAnswerBody(): string {
+  return (
+    "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n" +
+    `<body><h1>Bad Gateway</h1><p>${HTML_ANSWER_MARKER}</p></body></html>\n`
+  );
+}
+
+/** The credentials JSON cut off in the middle of the session token: it holds the whole secret key, and does not parse. */
+export function truncatedCredentialsBody(credentials: ImdsCredentials, lastUpdatedMs: number): string {
+  const body = credentialsBody(credentials, lastUpdatedMs);
+  const token = body.indexOf(JSON.stringify(credentials.Token));
+  return body.slice(0, token + Math.max(2, Math.floor(credentials.Token.length / 2)));
+}
+
+/** The credentials JSON with an Expiration no date parser accepts. */
+export function badExpirationCredentialsBody(credentials: ImdsCredentials, lastUpdatedMs: number): string {
+  return credentialsBody(credentials, lastUpdatedMs).replace(/("Expiration" : )"[^"]*"/, '$1"9999-99-99T99:99:99Z"');
+}
+
 /** A stable fake id: `prefix` plus 17 characters of [A-Z2-7], derived from `seed`. */
 export function fakeId(prefix: string, seed: string): string {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

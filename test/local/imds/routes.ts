@@ -1,7 +1,15 @@
 // What the mock answers to one HTTP request, as a pure decision over its state (the server does the I/O). The rules
 // follow the real service (reference/imds-and-credentials.md section 6) with IMDSv2 required, as our provisioning sets.
-import { credentialsBody, iamInfoBody, identityDocumentBody } from "./format.js";
+import {
+  badExpirationCredentialsBody,
+  credentialsBody,
+  htmlAnswerBody,
+  iamInfoBody,
+  identityDocumentBody,
+  truncatedCredentialsBody,
+} from "./format.js";
 import { parseTokenTtl, type CredentialRotation, type TokenStore } from "./state.js";
+import type { ImdsCredentialsAnswer } from "./types.js";
 
 export const TOKEN_HEADER = "x-aws-ec2-metadata-token";
 export const TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -27,6 +35,8 @@ export interface ImdsState {
   region: string;
   availabilityZone: string;
   roleName: string | null;
+  /** What the credentials path serves ("valid" normally). */
+  credentialsAnswer: ImdsCredentialsAnswer;
   startedAt: number;
   tokens: TokenStore;
   credentials: CredentialRotation;
@@ -60,8 +70,15 @@ function getPath(path: string, state: ImdsState, now: number): ImdsReply {
   const credentialsPrefix = "/latest/meta-data/iam/security-credentials/";
   if (p.startsWith(credentialsPrefix)) {
     if (role === null || p.slice(credentialsPrefix.length) !== role) return notFound();
+    if (state.credentialsAnswer === "html") return reply(200, htmlAnswerBody(), { "content-type": "text/html; charset=utf-8" });
     const issued = state.credentials.get(role, now);
-    return reply(200, credentialsBody(issued.credentials, issued.issuedAt));
+    const body =
+      state.credentialsAnswer === "truncated"
+        ? truncatedCredentialsBody
+        : state.credentialsAnswer === "bad-expiration"
+          ? badExpirationCredentialsBody
+          : credentialsBody;
+    return reply(200, body(issued.credentials, issued.issuedAt));
   }
   switch (p) {
     case "":

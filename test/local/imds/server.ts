@@ -33,6 +33,7 @@ export async function startMockImds(options: MockImdsOptions): Promise<MockImds>
     region: options.region,
     availabilityZone: options.availabilityZone,
     roleName: options.roleName,
+    credentialsAnswer: "valid",
     startedAt: now(),
     tokens: new TokenStore(),
     credentials: new CredentialRotation(options.issueCredentials, refreshSeconds * 1000),
@@ -134,6 +135,9 @@ export async function startMockImds(options: MockImdsOptions): Promise<MockImds>
     setInstanceId(id: string) {
       if (!id) throw new TypeError("setInstanceId: id is required");
       state.instanceId = id;
+    },
+    setCredentialsAnswer(answer) {
+      state.credentialsAnswer = answer;
     },
     rotateNow() {
       state.credentials.rotateNow();

@@ -43,6 +43,12 @@ export type ImdsMode =
   | "error-500"
   | "v1-only" /* token PUT 403 (IMDSv2 unsupported); GETs without token served */;
 
+/**
+ * What the credentials path serves: the real answer, or a broken one (an HTML error page from something in front of
+ * IMDS, the JSON cut off in the middle of the session token, or an Expiration that is not a date).
+ */
+export type ImdsCredentialsAnswer = "valid" | "html" | "truncated" | "bad-expiration";
+
 export interface MockImds {
   /** "http://127.0.0.1:PORT/" WITH trailing slash (the AWS CLI needs it). */
   readonly url: string;
@@ -50,6 +56,8 @@ export interface MockImds {
   /** Change the attached role (e.g. "another role"); the next credentials request gets the new role's. */
   setRole(roleName: string | null): void;
   setInstanceId(id: string): void;
+  /** Change what the role's credentials path answers (status 200 either way); "valid" is the real answer. */
+  setCredentialsAnswer(answer: ImdsCredentialsAnswer): void;
   /** Force new credentials on the next request. */
   rotateNow(): void;
   readonly requests: ReadonlyArray<ImdsRequestLogEntry>;

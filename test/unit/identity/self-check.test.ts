@@ -80,6 +80,38 @@ describe("verifyIdentity", () => {
     expect(err.message).toMatch(/STS rejected the instance credentials \(InvalidClientTokenId, HTTP 403/);
   });
 
+  it("an unparseable credentials answer (the provider's SyntaxError): temporary (75), names IMDS, not 'STS rejected', quotes nothing", async () => {
+    let parseError: unknown;
+    try {
+      JSON.parse('<html><body>AKIA-secret-content</body></html>');
+    } catch (err) {
+      parseError = err;
+    }
+    sts.on(GetCallerIdentityCommand).rejects(parseError as Error);
+    const err = await failure(check());
+    expect(err.code).toBe(ErrorCode.imdsCredentialsInvalid);
+    expect(err.exitCode).toBe(ExitCode.tempFail);
+    expect(err.message).toMatch(/^IMDS answered the role's credentials with something that is not JSON/);
+    expect(err.message).not.toMatch(/STS rejected|instance clock/);
+    expect(err.message).not.toContain("<html");
+    expect(err.message).not.toContain("AKIA");
+  });
+
+  it("JSON without the credential fields (the provider's CredentialsProviderError): temporary (75)", async () => {
+    sts.on(GetCallerIdentityCommand).rejects(
+      Object.assign(new Error("Invalid response received from instance metadata service."), { name: "CredentialsProviderError" }),
+    );
+    const err = await failure(check());
+    expect(err.code).toBe(ErrorCode.imdsCredentialsInvalid);
+    expect(err.exitCode).toBe(ExitCode.tempFail);
+  });
+
+  it("passes the provider wrapper's typed error (a bad Expiration) through unchanged", async () => {
+    const typed = new IdentityError(ErrorCode.imdsCredentialsInvalid, "IMDS answered the role's credentials with an Expiration that is not a date");
+    sts.on(GetCallerIdentityCommand).rejects(typed);
+    expect(await failure(check())).toBe(typed);
+  });
+
   it("explains a blocked IMDSv1 fallback as an IMDSv2 configuration problem (77)", async () => {
     sts.on(GetCallerIdentityCommand).rejects(Object.assign(new Error("v1 fallback blocked"), { name: "InstanceMetadataV1FallbackError" }));
     const err = await failure(check());

@@ -2,7 +2,13 @@ import { request as httpRequest } from "node:http";
 import { fromInstanceMetadata } from "@smithy/credential-provider-imds";
 import type { Logger } from "@smithy/types";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { startMockImds, type ImdsCredentials, type MockImds, type MockImdsOptions } from "../../local/imds/index.js";
+import {
+  HTML_ANSWER_MARKER,
+  startMockImds,
+  type ImdsCredentials,
+  type MockImds,
+  type MockImdsOptions,
+} from "../../local/imds/index.js";
 
 const ROLE = "EC2DocumentProcessorRole";
 const INSTANCE = "i-0123456789abcdef0";
@@ -339,6 +345,68 @@ describe("mock IMDS with the SDK's fromInstanceMetadata", () => {
     });
     // Only the token PUT: the provider never read anything without a token.
     expect(imds.requests.slice(before).map((r) => [r.method, r.status])).toEqual([["PUT", 403]]);
+  });
+});
+
+describe("mock IMDS: broken credentials answers (setCredentialsAnswer)", () => {
+  const path = `/latest/meta-data/iam/security-credentials/${ROLE}`;
+
+  it("html: a 200 text/html error page instead of the credentials", async () => {
+    const imds = await start();
+    imds.setCredentialsAnswer("html");
+    const reply = await get(imds, path);
+    expect(reply.status).toBe(200);
+    expect(reply.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(reply.body).toMatch(/^<!DOCTYPE html>/);
+    expect(reply.body).toContain(HTML_ANSWER_MARKER);
+    // The rest of IMDS is unchanged.
+    expect((await get(imds, "/latest/meta-data/iam/security-credentials/")).body).toBe(ROLE);
+  });
+
+  it("truncated: the JSON cut off inside the session token, with the whole secret key in it", async () => {
+    const imds = await start();
+    imds.setCredentialsAnswer("truncated");
+    const reply = await get(imds, path);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toContain('"SecretAccessKey" : "secret-1"');
+    expect(reply.body).toContain('"Token" : "token-');
+    expect(reply.body).not.toContain(`token-${ROLE}-1"`);
+    expect(() => JSON.parse(reply.body) as unknown).toThrow(SyntaxError);
+  });
+
+  it("bad-expiration: valid JSON whose Expiration is not a date", async () => {
+    const imds = await start();
+    imds.setCredentialsAnswer("bad-expiration");
+    const body = JSON.parse((await get(imds, path)).body) as Record<string, string>;
+    expect(body).toMatchObject({ Code: "Success", AccessKeyId: "ASIA0000000000000001", Expiration: "9999-99-99T99:99:99Z" });
+    expect(Number.isNaN(Date.parse(body["Expiration"]!))).toBe(true);
+  });
+
+  it("valid again: the real answer", async () => {
+    const imds = await start();
+    imds.setCredentialsAnswer("html");
+    imds.setCredentialsAnswer("valid");
+    expect(JSON.parse((await get(imds, path)).body)).toMatchObject({ Code: "Success", SecretAccessKey: "secret-1" });
+  });
+
+  // How @smithy/credential-provider-imds reports each: what the daemon classifies (src/aws/imds-answer.ts).
+  it("the SDK's provider: HTML and truncated JSON reject with JSON.parse's SyntaxError, which quotes the answer", async () => {
+    const imds = await start();
+    const provider = fromInstanceMetadata({ ec2MetadataV1Disabled: true, logger: silent });
+    imds.setCredentialsAnswer("html");
+    const html = await provider().catch((e: unknown) => e);
+    expect(html).toBeInstanceOf(SyntaxError);
+    expect((html as Error).message).toContain("<!DOCTYPE");
+    imds.setCredentialsAnswer("truncated");
+    await expect(provider()).rejects.toBeInstanceOf(SyntaxError);
+  });
+
+  it("the SDK's provider: a bad Expiration resolves, with an Invalid Date as the expiry", async () => {
+    const imds = await start();
+    imds.setCredentialsAnswer("bad-expiration");
+    const creds = await fromInstanceMetadata({ ec2MetadataV1Disabled: true, logger: silent })();
+    expect(creds.accessKeyId).toBe("ASIA0000000000000001");
+    expect(Number.isNaN(creds.expiration?.getTime())).toBe(true);
   });
 });
 

@@ -13,7 +13,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { processDocument, type DocumentDeps } from "../../../src/pipeline/process-document.js";
 import { createMetadataProcessor } from "../../../src/processors/builtin/metadata.js";
-import type { Processor, ProcessorOutput } from "../../../src/processors/types.js";
+import { PermanentDocumentError, type Processor, type ProcessorOutput } from "../../../src/processors/types.js";
 import {
   awsError,
   chunked,
@@ -263,8 +263,49 @@ describe("processDocument: failures", () => {
 
   it("rejects a source key whose output key cannot fit in 1024 bytes, before any GetObject", async () => {
     const outcome = await processDocument(deps(), docRef({ key: "k".repeat(1020) }), submitContext());
-    expect(outcome).toMatchObject({ status: "rejected", code: "SINK_WRITE_FAILED" });
+    expect(outcome).toMatchObject({ status: "rejected", code: "OUTPUT_KEY_TOO_LONG" });
     expect(s3Mock.commandCalls(GetObjectCommand)).toHaveLength(0);
+  });
+
+  it("rejects before any GetObject when prefix + key + the chain's longest declared suffix is over 1024 bytes", async () => {
+    // "processed/" (10) + 1009 + ".json" (5) = 1024 fits; ".text.json" (10) does not.
+    const key = "k".repeat(1009);
+    const declared = (suffix: string): Processor => ({ ...readingProcessor(`p${suffix}`, [{ suffix, body: "{}", contentType: "application/json" }]), outputSuffixes: [suffix] });
+    const outcome = await processDocument(deps({ processors: [declared(".json"), declared(".text.json")] }), docRef({ key }), submitContext());
+    expect(outcome).toEqual({
+      status: "rejected",
+      code: "OUTPUT_KEY_TOO_LONG",
+      reason: expect.stringMatching(/^output key would be 1029 bytes of UTF-8, above S3's limit of 1024: ".*" \(shorten outputPrefix or the source key; the message goes to the DLQ/) as unknown,
+    });
+    expect(s3Mock.commandCalls(GetObjectCommand)).toHaveLength(0);
+    expect(putInputs()).toHaveLength(0);
+  });
+
+  it("an undeclared suffix that makes the key too long: rejected OUTPUT_KEY_TOO_LONG (not retried as a write failure)", async () => {
+    serveBody(Readable.from([Buffer.from("hello world\n")]), 12);
+    const key = "k".repeat(1009);
+    const undeclared = readingProcessor("free", [{ suffix: ".much-longer.json", body: "{}", contentType: "application/json" }]);
+    const outcome = await processDocument(deps({ processors: [undeclared] }), docRef({ key }), submitContext());
+    expect(outcome).toMatchObject({ status: "rejected", code: "OUTPUT_KEY_TOO_LONG" });
+    expect(putInputs()).toHaveLength(0);
+  });
+
+  it("a refusal whose error record's key is too long: rejected OUTPUT_KEY_TOO_LONG, naming the refusal too", async () => {
+    serveBody(Readable.from([Buffer.from("hello world\n")]), 12);
+    // ".json" fits (1024 bytes), ".error.json" does not.
+    const key = "k".repeat(1009);
+    const refusing: Processor = {
+      name: "picky",
+      version: "0.0.1",
+      outputSuffixes: [".json"],
+      async process({ input }) {
+        input.resume();
+        throw new PermanentDocumentError("CORRUPT", "cannot read it");
+      },
+    };
+    const outcome = await processDocument(deps({ processors: [refusing] }), docRef({ key }), submitContext());
+    expect(outcome).toMatchObject({ status: "rejected", code: "OUTPUT_KEY_TOO_LONG", reason: expect.stringMatching(/^CORRUPT: cannot read it; and output key would be 1030 bytes/) as unknown });
+    expect(putInputs()).toHaveLength(0);
   });
 
   it("412 on IfMatch: superseded", async () => {

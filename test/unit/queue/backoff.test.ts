@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
+  RETURNED_AT_ONCE_MAX_RECEIVES,
+  failedMessageVisibilitySeconds,
   failureVisibilitySeconds,
   heartbeatIntervalMs,
   parseReceiveCount,
@@ -70,5 +72,31 @@ describe("heartbeatIntervalMs and parseReceiveCount", () => {
     expect(parseReceiveCount("")).toBe(1);
     expect(parseReceiveCount("zero")).toBe(1);
     expect(parseReceiveCount("0")).toBe(1);
+  });
+});
+
+describe("failedMessageVisibilitySeconds", () => {
+  const tooLarge = { status: "rejected" as const, code: "OBJECT_TOO_LARGE" };
+  const keyTooLong = { status: "rejected" as const, code: "OUTPUT_KEY_TOO_LONG" };
+
+  it("0 (visible at once) when every failure is an object over maxObjectBytes or an output key over S3's limit", () => {
+    expect(failedMessageVisibilitySeconds([tooLarge], 1, top)).toBe(0);
+    expect(failedMessageVisibilitySeconds([keyTooLong, tooLarge], 4, top)).toBe(0);
+  });
+
+  it("the backoff curve for retries, other rejections, or such a rejection mixed with a retry", () => {
+    expect(failedMessageVisibilitySeconds([{ status: "retry", code: "SOURCE_READ_FAILED" }], 1, top)).toBe(10);
+    expect(failedMessageVisibilitySeconds([{ status: "rejected", code: "PROCESSOR_FAILED" }], 2, top)).toBe(20);
+    expect(failedMessageVisibilitySeconds([tooLarge, { status: "retry", code: "SOURCE_READ_FAILED" }], 3, top)).toBe(40);
+    // A retried failure with the same code is not a rejection.
+    expect(failedMessageVisibilitySeconds([{ status: "retry", code: "OBJECT_TOO_LARGE" }], 1, top)).toBe(10);
+    expect(failedMessageVisibilitySeconds([], 1, top)).toBe(10);
+  });
+
+  it("backs off after RETURNED_AT_ONCE_MAX_RECEIVES receives, so a queue without a redrive policy cannot spin", () => {
+    expect(failedMessageVisibilitySeconds([tooLarge], RETURNED_AT_ONCE_MAX_RECEIVES - 1, top)).toBe(0);
+    expect(failedMessageVisibilitySeconds([tooLarge], RETURNED_AT_ONCE_MAX_RECEIVES, top)).toBe(
+      failureVisibilitySeconds(RETURNED_AT_ONCE_MAX_RECEIVES, top),
+    );
   });
 });

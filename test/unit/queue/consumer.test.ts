@@ -15,6 +15,8 @@ import { createLogger } from "../../../src/observability/logger.js";
 import type { Outcome } from "../../../src/pipeline/outcome.js";
 import type { DocumentPipeline, SubmitContext } from "../../../src/pipeline/types.js";
 import { Consumer, receiveSize, type ConsumerEvent, type ConsumerOptions } from "../../../src/queue/consumer.js";
+import { MAX_LOG_LINE_BYTES } from "../../../src/observability/log-bounds.js";
+import { parseNotification } from "../../../src/queue/notifications.js";
 import type { DocumentRef, ParsedNotification } from "../../../src/queue/records.js";
 
 const QUEUE_URL = "http://127.0.0.1:9/000000000000/documents";
@@ -172,6 +174,8 @@ interface Harness {
   pipeline: FakePipeline;
   events: EventLog;
   logs: Record<string, unknown>[];
+  /** The same lines as written. */
+  rawLines: string[];
   /** ReceiveMessage answers, in order; once used up, receives hang until their abort signal fires (a long poll). */
   receives: (Message[] | Error)[];
   receiveSignals: (AbortSignal | undefined)[];
@@ -187,9 +191,15 @@ function setup(overrides: Partial<ConsumerOptions> = {}): Harness {
   const pipeline = new FakePipeline();
   const events = new EventLog();
   const logs: Record<string, unknown>[] = [];
+  const rawLines: string[] = [];
   const log = createLogger({
     level: "debug",
-    destination: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
+    destination: {
+      write: (line: string) => {
+        rawLines.push(line);
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    },
   });
   const receives: (Message[] | Error)[] = [];
   const receiveSignals: (AbortSignal | undefined)[] = [];
@@ -233,7 +243,7 @@ function setup(overrides: Partial<ConsumerOptions> = {}): Harness {
     onEvent: (e) => events.push(e),
     ...overrides,
   });
-  return { consumer, sqs, pipeline, events, logs, receives, receiveSignals };
+  return { consumer, sqs, pipeline, events, logs, rawLines, receives, receiveSignals };
 }
 
 /** Advance fake time in steps until `promise` settles (no real waiting); fails after `maxMs` of fake time. */
@@ -522,15 +532,37 @@ describe("per-message handling", () => {
     });
   });
 
-  it("backs off a rejected message on the same curve (not deleted)", async () => {
+  it("makes an object over maxObjectBytes visible again at once (not deleted), so the redrive policy moves it to the DLQ quickly", async () => {
     const h = start();
     h.pipeline.auto = REJECTED;
     h.receives.push([message("m", documents("huge.bin"), 1)]);
     await h.events.until(() => h.events.of("returned").length === 1);
-    expect(visibilityCalls(h)).toEqual([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-m", VisibilityTimeout: 10 }]);
-    expect(h.events.of("returned")[0]?.status).toBe("rejected");
+    expect(visibilityCalls(h)).toEqual([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-m", VisibilityTimeout: 0 }]);
+    expect(h.events.of("returned")[0]).toMatchObject({ status: "rejected", visibilityTimeout: 0 });
+    expect(h.logs.find((l) => l["messageId"] === "m" && l["outcome"] === "rejected")).toMatchObject({
+      level: "warn",
+      visibilityTimeout: 0,
+      msg: "message can never be processed as is; made visible at once for the redrive policy (DLQ)",
+    });
     await advanceUntil(h.consumer.stop({ drainTimeoutMs: 0 }));
     expect(deleteCalls(h)).toHaveLength(0);
+  });
+
+  it("the same for an output key over S3's limit; other rejections, or one mixed with a retry, back off on the curve", async () => {
+    const h = start();
+    const tooLong: Outcome = { status: "rejected", code: "OUTPUT_KEY_TOO_LONG", reason: "output key would be 1030 bytes" };
+    const otherRejection: Outcome = { status: "rejected", code: "PROCESSOR_FAILED", reason: "two outputs map to the same key" };
+    h.receives.push([message("long", documents("long-key"), 1), message("other", documents("dup"), 1), message("mixed", documents("big", "flaky"), 1)]);
+    await h.pipeline.until(() => h.pipeline.submissions.length === 4);
+    h.pipeline.submission("long-key").settle(tooLong);
+    h.pipeline.submission("dup").settle(otherRejection);
+    h.pipeline.submission("big").settle(REJECTED);
+    h.pipeline.submission("flaky").settle(RETRY);
+    await h.events.until(() => h.events.of("returned").length === 3);
+    const byMessage: Record<string, number | undefined> = {};
+    for (const c of visibilityCalls(h)) byMessage[c.ReceiptHandle ?? ""] = c.VisibilityTimeout;
+    expect(byMessage).toEqual({ "rh-long": 0, "rh-other": 10, "rh-mixed": 10 });
+    await advanceUntil(h.consumer.stop({ drainTimeoutMs: 0 }));
   });
 });
 
@@ -895,6 +927,75 @@ describe("robustness", () => {
     await h.events.until(() => h.events.of("returned").length === 1);
     expect(visibilityCalls(h)).toEqual([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-m", VisibilityTimeout: 10 }]);
     expect(deleteCalls(h)).toHaveLength(0);
+  });
+});
+
+describe("log lines stay bounded whatever a message carries", () => {
+  const PARSE = { sourceBucket: "source", outputBucket: "output", outputPrefix: "" };
+  /** An S3 event of `n` records with keys as long as S3 allows (1,024 bytes, in multi-byte UTF-8). */
+  const s3Event = (n: number, bucket: (i: number) => string) =>
+    JSON.stringify({
+      Records: Array.from({ length: n }, (_, i) => ({
+        eventVersion: "2.1",
+        eventSource: "aws:s3",
+        eventName: "ObjectCreated:Put",
+        s3: { bucket: { name: bucket(i) }, object: { key: encodeURIComponent(`${i}/${"é".repeat(508)}`), size: 1 } },
+      })),
+    });
+  const withBody = (id: string, body: string): Message => ({
+    MessageId: id,
+    ReceiptHandle: `rh-${id}`,
+    Body: body,
+    Attributes: { ApproximateReceiveCount: "1" },
+  });
+  const expectBounded = (h: Harness): void => {
+    expect(h.rawLines.length).toBeGreaterThan(0);
+    for (const line of h.rawLines) {
+      expect(Buffer.byteLength(line)).toBeLessThan(16 * 1024);
+      // Bounded by the summaries, not by the logger's last resort.
+      expect(line).not.toContain("logTruncated");
+    }
+    expect(MAX_LOG_LINE_BYTES).toBeLessThanOrEqual(16 * 1024);
+  };
+
+  it("1,000 records for another bucket: one short line with counts per reason and the first few records", async () => {
+    const h = start({ parse: (body) => parseNotification(body, PARSE) });
+    h.receives.push([withBody("foreign", s3Event(1000, (i) => (i % 4 === 0 ? "output" : `elsewhere-${i}`)))]);
+    await waitForReceives(h, 2);
+    await vi.advanceTimersByTimeAsync(50);
+    await h.events.until(() => h.events.sum("deleted") === 1);
+    const line = h.logs.find((l) => l["messageId"] === "foreign" && l["outcome"] === "ignored");
+    expect(line).toMatchObject({ ignoredCount: 1000, ignoredByReason: { "output-bucket": 250, "other-bucket": 750 } });
+    expect(line?.["ignored"]).toHaveLength(5);
+    expectBounded(h);
+  });
+
+  it("1,000 documents plus 1,000 skipped records, every document failing with a long reason: bounded lines", async () => {
+    const h = start({ parse: (body) => parseNotification(body, PARSE) });
+    const longReason: Outcome = { status: "retry", code: "SOURCE_READ_FAILED", reason: `socket reset ${"x".repeat(5_000)}` };
+    h.pipeline.auto = longReason;
+    h.receives.push([withBody("mixed", s3Event(2000, (i) => (i % 2 === 0 ? "source" : "elsewhere")))]);
+    await h.events.until(() => h.events.of("returned").length === 1);
+    const skipped = h.logs.find((l) => l["msg"] === "some records of the message are skipped");
+    expect(skipped).toMatchObject({ ignoredCount: 1000, ignoredByReason: { "other-bucket": 1000 } });
+    const backoff = h.logs.find((l) => l["messageId"] === "mixed" && l["outcome"] === "retry");
+    expect(backoff).toMatchObject({ documents: 1000, failureCount: 1000, failuresByCode: { SOURCE_READ_FAILED: 1000 } });
+    expect(backoff?.["failures"]).toHaveLength(5);
+    expectBounded(h);
+    await advanceUntil(h.consumer.stop({ drainTimeoutMs: 0 }));
+  });
+
+  it("the same failures released by shutdown: bounded", async () => {
+    const h = start({ parse: (body) => parseNotification(body, PARSE) });
+    h.receives.push([withBody("big", s3Event(1000, () => "source"))]);
+    await h.pipeline.until(() => h.pipeline.submissions.length === 1000);
+    // Aborted at the drain deadline, as the pipeline does.
+    for (const sub of h.pipeline.submissions) {
+      sub.ctx.signal.addEventListener("abort", () => sub.settle({ status: "retry", code: "ABORTED", reason: `aborted ${"y".repeat(3_000)}` }));
+    }
+    await advanceUntil(h.consumer.stop({ drainTimeoutMs: 0 }));
+    expect(h.logs.some((l) => l["outcome"] === "released" && l["failureCount"] === 1000)).toBe(true);
+    expectBounded(h);
   });
 });
 

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { ExitCode } from "../../../src/errors.js";
 import {
+  expiryDetail,
   judgeOtherServiceCall,
   judgeQueueProbes,
   judgeSourceRead,
@@ -121,5 +122,30 @@ describe("judgeQueueProbes", () => {
     const missing = sdkError("QueueDoesNotExist", 400);
     const v = judgeQueueProbes({ changeMessageVisibility: missing, deleteMessage: missing }, Q);
     expect(!v.ok && v.reason).toContain("sqs:ChangeMessageVisibility failed: QueueDoesNotExist");
+  });
+});
+
+describe("expiryDetail (the credentials line)", () => {
+  const now = Date.parse("2026-11-29T12:00:00Z");
+  const keys = { accessKeyId: "ASIA1", secretAccessKey: "s", sessionToken: "t" };
+
+  it("fresh credentials: their expiry", () => {
+    expect(expiryDetail({ ...keys, expiration: new Date("2026-11-29T18:00:00Z") }, now)).toBe("expire 2026-11-29T18:00:00.000Z");
+  });
+
+  it("after an IMDS outage (ExpiredToken): the real, original expiry, not the SDK's stretched one", () => {
+    const stretched = { ...keys, expiration: new Date("2026-11-29T12:08:00Z"), originalExpiration: new Date("2026-11-29T11:55:00Z") };
+    const line = expiryDetail(stretched, now);
+    expect(line).toBe("expired 2026-11-29T11:55:00.000Z (IMDS could not renew them; reused until it can)");
+    expect(line).not.toContain("12:08");
+  });
+
+  it("reused before their real expiry: still the real one", () => {
+    const reused = { ...keys, expiration: new Date("2026-11-29T12:05:30Z"), originalExpiration: new Date("2026-11-29T12:02:00Z") };
+    expect(expiryDetail(reused, now)).toBe("expire 2026-11-29T12:02:00.000Z (IMDS could not renew them; reused until it can)");
+  });
+
+  it("without any expiry", () => {
+    expect(expiryDetail(keys, now)).toBe("no expiry");
   });
 });
