@@ -13,7 +13,7 @@ import { assertNoStaticCredentials, readIfExists } from "./aws/credentials.js";
 import { DocProcessorError, ExitCode, errorMessage, exitCodeFor } from "./errors.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
-import { startMetricsEndpoint } from "./observability/prometheus.js";
+import { startMetricsEndpoint, type MetricsEndpoint } from "./observability/prometheus.js";
 import { runChecks } from "./service/check.js";
 import { Liveness, ShutdownSignals, supervise } from "./service/lifecycle.js";
 import { createNotifier } from "./service/systemd.js";
@@ -121,33 +121,33 @@ async function run(configPath: string | undefined, env: Env, log: Logger): Promi
 async function runUntilStopped(configPath: string | undefined, env: Env, log: Logger, signals: ShutdownSignals): Promise<number> {
   const { config, baseDir } = loadSafely(configPath, env, log);
   const prepared = await prepare(config, log, baseDir, env);
-  const stopping = new AbortController();
-  void signals.first.then(() => stopping.abort());
+  let endpoint: MetricsEndpoint | undefined;
   try {
-    await verifyQueueAccess(prepared, log, { signal: stopping.signal });
-  } catch (err) {
-    // A stop during the probe is a stop, not a failed start (handled just below).
-    if (signals.signal === undefined) {
-      prepared.clients.destroy();
-      throw err;
+    // Bound first: a port in use fails the start (exit 78) before any SQS call, rather than leaving the daemon
+    // unobserved.
+    if (config.metricsPort !== undefined) {
+      endpoint = await startMetricsEndpoint({ host: config.metricsHost, port: config.metricsPort, log });
     }
+    // READY only for a queue the role can consume; a stop signal cuts the proof short (handled just below).
+    const stopping = new AbortController();
+    void signals.first.then(() => stopping.abort());
+    await verifyQueueAccess(prepared, log, { signal: stopping.signal }).catch((err: unknown) => {
+      if (signals.signal === undefined) throw err;
+    });
+  } catch (err) {
+    prepared.clients.destroy();
+    await endpoint?.close();
+    throw err;
   }
   if (signals.signal !== undefined) {
     // Stopped during start-up: nothing was received yet, so there is nothing to drain.
     prepared.clients.destroy();
+    await endpoint?.close();
     log.info({ signal: signals.signal }, "stopped before start-up completed");
     return ExitCode.ok;
   }
   const notifier = createNotifier(env, log);
   const liveness = new Liveness();
-  // Bound before consuming, so a port in use fails the start (exit 78) rather than leaving the daemon unobserved.
-  const endpoint =
-    config.metricsPort === undefined
-      ? undefined
-      : await startMetricsEndpoint({ host: config.metricsHost, port: config.metricsPort, log }).catch((err: unknown) => {
-          prepared.clients.destroy();
-          throw err;
-        });
   const daemon = startDaemon(prepared, log, (event) => liveness.onEvent(event));
   daemon.metrics.observeInFlightMessages(() => daemon.consumer.stats().inFlight);
   endpoint?.serve(daemon.metrics.registry);
