@@ -23,7 +23,7 @@ export interface QueueLocation {
   endpoint: string;
   account: string;
   name: string;
-  /** From the host of a standard SQS URL; undefined for a queue on AWS_ENDPOINT_URL_SQS. */
+  /** From the host of a standard SQS URL; undefined for a URL on AWS_ENDPOINT_URL_SQS's own origin. */
   region: string | undefined;
 }
 
