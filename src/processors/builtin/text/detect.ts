@@ -10,7 +10,7 @@ import { bomEncoding, detectEncoding, type TextEncodingName } from "./encoding.j
 
 export const DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 
-/** How the text processor handles a document: streamed (text) or buffered and parsed in the extraction worker. */
+/** How the text processor handles a document: streamed (text) or buffered and parsed in the extraction child process. */
 export type DocumentKind = "pdf" | "docx" | "html" | "text";
 
 export interface Detection {

@@ -1,6 +1,6 @@
 /**
  * DOCX text with mammoth's extractRawText (paragraphs separated by a blank line). The archive is checked for zip
- * bombs first (checkArchive), because mammoth inflates every part it reads into memory. Runs in the extraction worker.
+ * bombs first (checkArchive), because mammoth inflates every part it reads into memory. Runs in the extraction child process.
  */
 import { PermanentDocumentError, type DetectedType } from "../../types.js";
 import { DOCX_MIME } from "./detect.js";

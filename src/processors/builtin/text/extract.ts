@@ -1,5 +1,6 @@
 /**
- * One extraction job, whatever the format: what the worker runs for each request, and what tests run in-process.
+ * One extraction job, whatever the format: what the extraction child process runs for each request, and what tests
+ * run in-process.
  */
 import { isPermanentDocumentError, type DetectedType } from "../../types.js";
 import { extractDocx } from "./docx.js";
@@ -12,12 +13,12 @@ export type ExtractionKind = "pdf" | "docx" | "html";
 
 export interface ExtractionJob {
   kind: ExtractionKind;
-  /** The whole document; transferred to the worker (the sender's copy is detached). */
+  /** The whole document; written to the child as it is (no copy in the daemon). */
   data: Uint8Array;
   /** For html. */
   encoding?: TextEncodingName;
   limits: ExtractLimits;
-  /** PDF.js's log level (1: warnings, which the worker collects). */
+  /** PDF.js's log level (1: warnings, which the child collects). */
   verbosity?: number;
 }
 
@@ -31,11 +32,6 @@ export type ExtractionReply =
   | { id: number; ok: false; permanent: true; code: string; message: string; detectedType?: DetectedType }
   /** Not known to be the document's fault (a bug, a missing module): worth a retry. */
   | { id: number; ok: false; permanent: false; message: string };
-
-/** The worker's first message, once its parsers are loaded. */
-export interface WorkerReady {
-  ready: true;
-}
 
 export async function runExtraction(job: ExtractionJob): Promise<ExtractedText> {
   switch (job.kind) {

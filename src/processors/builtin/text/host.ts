@@ -1,38 +1,57 @@
 /**
- * Runs extraction jobs (PDF, DOCX, HTML) in a worker thread, one at a time, each bounded in time and memory:
- * - time: past `timeoutMs` the worker is terminated, which stops it even inside a synchronous parse (TIMEOUT);
- * - memory: the worker's V8 heap is capped (resourceLimits), but ArrayBuffers are not part of that heap, and a Flate
- *   bomb in a PDF grows exactly those. So the process's RSS is also sampled while a job runs, and the worker is
- *   terminated once RSS has grown by more than the limit since the job started (MEMORY_LIMIT). Jobs run one at a
- *   time so that the growth is this job's (and a t2.micro has one vCPU: parallel parses would only share it).
- * An abort of the caller's signal terminates the worker too, but is not the document's fault (the caller's reason is
- * rethrown). The worker is reused between jobs, replaced after a termination, and stopped when idle.
+ * Runs extraction jobs (PDF, DOCX, HTML) in a child process (child.ts, extract-child.ts), one at a time, each bounded
+ * in time and memory. A process rather than a worker thread: a stopped thread's memory stays with the daemon (malloc
+ * arenas, ArrayBuffers), while a killed process gives all of it back at once, so a refused document cannot leave the
+ * daemon bigger than it was.
+ * - memory: the child's private resident memory (RssAnon + RssShmem: its parsers included, the node binary's shared
+ *   pages not) is sampled from /proc every 20 ms, and the child is killed with SIGKILL once it is above the ceiling
+ *   (MEMORY_LIMIT). Its V8 heap limit is set below the ceiling, and a heap exhausted first is MEMORY_LIMIT too;
+ * - time: past `timeoutMs` the child is killed, which stops it even inside a synchronous parse (TIMEOUT);
+ * - an abort of the caller's signal kills it too, but is not the document's fault (the caller's reason is rethrown);
+ * - a child that dies, or sends anything but the expected reply, fails that document transiently (retried).
+ * The child is reused between jobs (loading PDF.js takes a few hundred ms), replaced after any kill, after a job that
+ * left it holding more than `recycleFraction` of its headroom, and killed when idle. Every run that fails has seen
+ * its child reaped before it rejects.
  */
-import { Worker } from "node:worker_threads";
+import { fileURLToPath } from "node:url";
 import { PermanentDocumentError, type DetectedType } from "../../types.js";
+import { ExtractorChild } from "./child.js";
 import type { ExtractedText } from "./extracted.js";
-import type { ExtractionJob, ExtractionReply, ExtractionRequest, WorkerReady } from "./extract.js";
+import type { ExtractionJob, ExtractionReply } from "./extract.js";
+import type { Frame } from "./frames.js";
 import { abortReason, Budget } from "./limits.js";
+import { collectFrame, jobFrame, parseChildFrame, type ChildMessage } from "./protocol.js";
 
 const MiB = 1024 * 1024;
 
 export interface ExtractionHostOptions {
-  /** The worker entry (worker.js next to this module once built). */
-  workerUrl: URL;
-  /** Memory one job may add: the worker's heap limit, and the most the process RSS may grow while it runs. */
+  /** The child's entry (extract-child.js next to this module once built). */
+  extractorUrl: URL;
+  /**
+   * Ceiling on the child's private resident memory, its parsers included (about 52 MiB idle); above it the document
+   * is refused (MEMORY_LIMIT).
+   */
   memoryLimitBytes: number;
-  /** RSS sampling period while a job runs. @default 20 */
+  /**
+   * After a job, the child is replaced when it still holds more than this fraction of its headroom (the ceiling
+   * minus its size when it started), so one document's leftovers never shrink the next one's budget by more.
+   * @default 0.5
+   */
+  recycleFraction?: number;
+  /** The child's V8 semi-space, in MiB (the daemon's unit uses 2). @default 2 */
+  semiSpaceMiB?: number;
+  /** Resident-size sampling period. @default 20 */
   sampleIntervalMs?: number;
-  /** An idle worker is stopped after this long, giving its memory back. @default 60000 */
+  /** An idle child is killed after this long. @default 60000 */
   idleTimeoutMs?: number;
-  /** How long a new worker may take to load its parsers. @default 60000 */
+  /** How long a new child may take to load its parsers. @default 60000 */
   startTimeoutMs?: number;
 }
 
 export interface ExtractionRun {
   result: ExtractedText;
-  /** Largest RSS growth seen while the job ran (sampled, so a lower bound). */
-  peakRssGrowthBytes: number;
+  /** The child's largest private resident memory seen while the job ran (sampled, so a lower bound). */
+  peakRssBytes: number;
 }
 
 export interface RunOptions {
@@ -42,32 +61,76 @@ export interface RunOptions {
   detectedType?: DetectedType;
 }
 
-type Settled = { reply: ExtractionReply } | { error: unknown };
-
-/** Whether the view covers its whole ArrayBuffer, so the buffer can be transferred instead of copied. */
-function ownsBuffer(data: Uint8Array): boolean {
-  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+/** A running child and what the host knows of it. */
+interface Live {
+  child: ExtractorChild;
+  /** Its private resident memory once its parsers were loaded. */
+  readyRss: number;
+  /** False from a `collect` request to its answer (its memory then says what it keeps). */
+  collected: boolean;
+  whenCollected: Promise<void>;
+  markCollected: () => void;
+  /** Each resident-size sample, for the phase the child is in. */
+  watch: (rss: number) => void;
+  sampler: NodeJS.Timeout;
 }
+
+type Settled = { reply: ExtractionReply } | { error: unknown };
 
 function detectedTypeOption(type: DetectedType | undefined): { detectedType?: DetectedType } {
   return type === undefined ? {} : { detectedType: type };
 }
 
+const mib = (bytes: number): number => Math.round(bytes / MiB);
+
+/** Whether `promise` settles within `ms`; rejects with the signal's reason on abort. */
+async function within(promise: Promise<void>, ms: number, signal: AbortSignal): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      promise.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+      new Promise<boolean>((_, reject) => {
+        onAbort = () => reject(abortReason(signal));
+        signal.addEventListener("abort", onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
+  }
+}
+
 export class ExtractionHost {
   readonly #options: Required<ExtractionHostOptions>;
+  readonly #entry: string;
   readonly #slot = new Budget(1);
-  #worker: Worker | undefined;
+  #live: Live | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #nextId = 1;
   #closed = false;
 
   constructor(options: ExtractionHostOptions) {
-    this.#options = { sampleIntervalMs: 20, idleTimeoutMs: 60_000, startTimeoutMs: 60_000, ...options };
+    this.#options = {
+      recycleFraction: 0.5,
+      semiSpaceMiB: 2,
+      sampleIntervalMs: 20,
+      idleTimeoutMs: 60_000,
+      startTimeoutMs: 60_000,
+      ...options,
+    };
+    this.#entry = fileURLToPath(options.extractorUrl);
   }
 
-  /** Whether a worker is running now (idle or busy). */
-  get hasWorker(): boolean {
-    return this.#worker !== undefined;
+  /** Whether a child is running now (idle or busy). */
+  get hasChild(): boolean {
+    return this.#live !== undefined;
+  }
+
+  /** The running child's pid (tests and diagnostics). */
+  get childPid(): number | undefined {
+    return this.#live?.child.pid;
   }
 
   async run(job: ExtractionJob, options: RunOptions): Promise<ExtractionRun> {
@@ -79,158 +142,234 @@ export class ExtractionHost {
     }
   }
 
-  /** Stops the worker; later runs start a new one. */
+  /** Kills the child (and waits until it is gone); later runs are refused. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#clearIdle();
-    const worker = this.#worker;
-    this.#worker = undefined;
-    if (worker !== undefined) await worker.terminate();
+    if (this.#live !== undefined) await this.#retire(this.#live);
   }
 
   async #runAlone(job: ExtractionJob, { signal, timeoutMs, detectedType }: RunOptions): Promise<ExtractionRun> {
     signal.throwIfAborted();
     if (this.#closed) throw new Error("the extraction host is closed");
     this.#clearIdle();
-    const worker = this.#worker ?? (await this.#start(signal));
-    worker.ref();
+    const live = await this.#ready(signal);
+    // A new child was made idle once ready: it is busy now.
+    this.#clearIdle();
+    const { child } = live;
+    const { memoryLimitBytes } = this.#options;
     const id = this.#nextId++;
-    const { memoryLimitBytes, sampleIntervalMs } = this.#options;
-    const baseline = process.memoryUsage.rss();
-    let peak = 0;
+    let peak = live.readyRss;
+    child.ref();
 
     const settled = await new Promise<Settled>((resolve) => {
       const settle = (value: Settled): void => {
         clearTimeout(timer);
-        clearInterval(sampler);
         signal.removeEventListener("abort", onAbort);
-        worker.off("message", onMessage);
-        worker.off("error", onError);
-        worker.off("exit", onExit);
+        // At once: the next frame (`collected`) may be in the same chunk as the reply.
+        if ("reply" in value) this.#idle(live, true);
+        else this.#silence(live);
         resolve(value);
       };
-      const onMessage = (reply: ExtractionReply): void => {
-        if (reply.id === id) settle({ reply });
+      const memoryLimit = (message: string): void => {
+        settle({ error: new PermanentDocumentError("MEMORY_LIMIT", message, detectedTypeOption(detectedType)) });
       };
-      const onError = (err: Error): void => {
-        if ((err as { code?: unknown }).code === "ERR_WORKER_OUT_OF_MEMORY") {
-          const message = `parsing needed more than the ${Math.round(memoryLimitBytes / MiB)} MiB heap one document may use`;
-          settle({ error: new PermanentDocumentError("MEMORY_LIMIT", message, detectedTypeOption(detectedType)) });
-        } else {
-          settle({ error: new Error(`the extraction worker failed: ${err.message}`, { cause: err }) });
+      live.watch = (rss) => {
+        if (rss > peak) peak = rss;
+        if (rss > memoryLimitBytes) {
+          memoryLimit(`parsing took the extractor to ${mib(rss)} MiB, above the ${mib(memoryLimitBytes)} MiB it may use`);
         }
       };
-      const onExit = (code: number): void => {
-        settle({ error: new Error(`the extraction worker exited (code ${code}) before answering`) });
+      child.onFrame = (frame) => {
+        const message = this.#parse(live, frame);
+        if (message === undefined) return;
+        if (message.type === "reply" && message.reply.id === id) settle({ reply: message.reply });
+        else child.fail(new Error(`the extractor sent "${message.type}" instead of the reply to job ${id}`));
+      };
+      child.onFailure = (err) => {
+        if (child.outOfHeap) memoryLimit(`parsing needed more heap than the extractor may use (${mib(memoryLimitBytes)} MiB)`);
+        else settle({ error: new Error(`text extraction failed: ${err.message}`, { cause: err }) });
       };
       const onAbort = (): void => settle({ error: abortReason(signal) });
       const timer = setTimeout(() => {
         const message = `extracting the text took longer than the ${timeoutMs / 1000} s allowed for one document`;
         settle({ error: new PermanentDocumentError("TIMEOUT", message, detectedTypeOption(detectedType)) });
       }, timeoutMs);
-      const sampler = setInterval(() => {
-        const growth = process.memoryUsage.rss() - baseline;
-        if (growth > peak) peak = growth;
-        if (growth > memoryLimitBytes) {
-          const message =
-            `parsing grew the process by ${Math.round(growth / MiB)} MiB, above the ` +
-            `${Math.round(memoryLimitBytes / MiB)} MiB one document may use`;
-          settle({ error: new PermanentDocumentError("MEMORY_LIMIT", message, detectedTypeOption(detectedType)) });
-        }
-      }, sampleIntervalMs);
       signal.addEventListener("abort", onAbort, { once: true });
-      worker.on("message", onMessage);
-      worker.on("error", onError);
-      worker.on("exit", onExit);
-      const request: ExtractionRequest = { ...job, id };
-      worker.postMessage(request, ownsBuffer(job.data) ? [job.data.buffer as ArrayBuffer] : []);
+      child.maxPayloadBytes = job.limits.maxTextBytes;
+      child.send(jobFrame(id, job));
     });
 
     if ("error" in settled) {
-      // The worker may be in the middle of anything: never reuse it.
-      if (this.#worker === worker) this.#worker = undefined;
-      await worker.terminate();
+      // The child may be in the middle of anything: never reuse it, and be sure it is gone before answering.
+      await this.#retire(live);
       throw settled.error;
     }
-    this.#idle(worker);
     const { reply } = settled;
-    if (reply.ok) return { result: reply.result, peakRssGrowthBytes: peak };
+    if (reply.ok) return { result: reply.result, peakRssBytes: peak };
     if (reply.permanent) {
       throw new PermanentDocumentError(reply.code, reply.message, detectedTypeOption(reply.detectedType ?? detectedType));
     }
     throw new Error(`text extraction failed: ${reply.message}`);
   }
 
+  /** The child to run the next job in: the current one if it is fit for it, else a new one. */
+  async #ready(signal: AbortSignal): Promise<Live> {
+    const live = this.#live;
+    if (live !== undefined) {
+      // Usually long done: the next document had to be downloaded first.
+      const collected = live.collected || (await within(live.whenCollected, 5_000, signal));
+      if (collected && this.#live === live && !this.#bloated(live)) return live;
+      await this.#retire(live);
+    }
+    return this.#start(signal);
+  }
+
+  /** Whether the child keeps more than its share of the headroom after a job. */
+  #bloated(live: Live): boolean {
+    const rss = live.child.residentBytes();
+    if (rss === undefined) return !live.child.alive;
+    const { memoryLimitBytes, recycleFraction } = this.#options;
+    return rss > live.readyRss + (memoryLimitBytes - live.readyRss) * recycleFraction;
+  }
+
   /**
-   * A new worker, once it has loaded its parsers. Failing to start is never the document's fault (a broken install,
-   * a missing file): the error is a plain one, so the document is retried rather than refused.
+   * A new child, once it has loaded its parsers. Failing to start is never the document's fault (a broken install,
+   * a ceiling below what the parsers need): the error is a plain one, so the document is retried, not refused.
    */
-  async #start(signal: AbortSignal): Promise<Worker> {
-    const worker = this.#spawn();
+  async #start(signal: AbortSignal): Promise<Live> {
+    const { memoryLimitBytes, startTimeoutMs, sampleIntervalMs, semiSpaceMiB } = this.#options;
+    let child: ExtractorChild;
+    try {
+      child = ExtractorChild.spawn({ entry: this.#entry, memoryLimitBytes, semiSpaceMiB });
+    } catch (err) {
+      throw new Error(`the extractor could not start: ${(err as Error).message}`, { cause: err });
+    }
+    const live: Live = {
+      child,
+      readyRss: 0,
+      collected: true,
+      whenCollected: Promise.resolve(),
+      markCollected: () => undefined,
+      watch: () => undefined,
+      sampler: setInterval(() => {
+        const rss = child.residentBytes();
+        if (rss !== undefined) live.watch(rss);
+      }, sampleIntervalMs),
+    };
+    live.sampler.unref();
+    this.#live = live;
+    child.ref();
     try {
       await new Promise<void>((resolve, reject) => {
         const done = (err?: Error): void => {
           clearTimeout(timer);
           signal.removeEventListener("abort", onAbort);
-          worker.off("message", onMessage);
-          worker.off("error", onError);
-          worker.off("exit", onExit);
-          if (err === undefined) resolve();
-          else reject(err);
+          if (err === undefined) {
+            live.readyRss = child.residentBytes() ?? 0;
+            this.#idle(live, false);
+            resolve();
+          } else {
+            this.#silence(live);
+            reject(err);
+          }
         };
-        const onMessage = (m: Partial<WorkerReady>): void => {
-          if (m.ready === true) done();
+        const cannot = (why: string, cause?: Error): void => {
+          done(new Error(`the extractor could not start: ${why}`, cause === undefined ? undefined : { cause }));
         };
-        const onError = (err: Error): void => {
-          done(new Error(`the extraction worker could not start: ${err.message}`, { cause: err }));
+        live.watch = (rss) => {
+          if (rss > memoryLimitBytes) {
+            cannot(
+              `it holds ${mib(rss)} MiB before any document, more than the ${mib(memoryLimitBytes)} MiB ` +
+                "extractionMemoryBytes allows",
+            );
+          }
         };
-        const onExit = (code: number): void => {
-          done(new Error(`the extraction worker exited (code ${code}) while starting`));
+        child.onFrame = (frame) => {
+          const message = this.#parse(live, frame);
+          if (message?.type === "ready") done();
+          else if (message !== undefined) child.fail(new Error(`it sent "${message.type}" before "ready"`));
+        };
+        child.onFailure = (err) => {
+          if (!child.outOfHeap) cannot(err.message, err);
+          else cannot(`its parsers need more heap than the ${mib(memoryLimitBytes)} MiB extractionMemoryBytes allows`, err);
         };
         const onAbort = (): void => done(abortReason(signal));
-        const timer = setTimeout(
-          () => done(new Error(`the extraction worker did not start within ${this.#options.startTimeoutMs} ms`)),
-          this.#options.startTimeoutMs,
-        );
+        const timer = setTimeout(() => cannot(`it did not load its parsers within ${startTimeoutMs} ms`), startTimeoutMs);
         signal.addEventListener("abort", onAbort, { once: true });
-        worker.on("message", onMessage);
-        worker.on("error", onError);
-        worker.on("exit", onExit);
       });
     } catch (err) {
-      if (this.#worker === worker) this.#worker = undefined;
-      await worker.terminate();
+      await this.#retire(live);
       throw err;
     }
-    return worker;
+    return live;
   }
 
-  #spawn(): Worker {
-    const worker = new Worker(this.#options.workerUrl, {
-      resourceLimits: { maxOldGenerationSizeMb: Math.max(32, Math.ceil(this.#options.memoryLimitBytes / MiB)) },
-      // The worker's console is captured as warnings; anything else it prints must not reach the JSON log stream.
-      stdout: true,
-      stderr: true,
-    });
-    worker.stdout.resume();
-    worker.stderr.resume();
-    // Errors while a job runs are handled by the job; an idle worker's error only means it is gone.
-    worker.on("error", () => undefined);
-    worker.once("exit", () => {
-      if (this.#worker === worker) this.#worker = undefined;
-    });
-    this.#worker = worker;
-    return worker;
+  /** A message from the child, or undefined when it was malformed (the child is then being killed). */
+  #parse(live: Live, frame: Frame): ChildMessage | undefined {
+    try {
+      return parseChildFrame(frame);
+    } catch (err) {
+      live.child.fail(new Error(`the extractor broke the protocol: ${(err as Error).message}`));
+      return undefined;
+    }
   }
 
-  #idle(worker: Worker): void {
-    worker.unref();
+  /**
+   * Between jobs: the child must stay under the ceiling and say nothing, except `collected` when asked; it is dropped
+   * when it dies, and killed when idle too long. After a job that left it big, it is asked to collect its garbage,
+   * and replaced if it is still big then (most jobs leave it small, and skip the collection's tens of ms).
+   */
+  #idle(live: Live, afterJob: boolean): void {
+    const { child } = live;
+    child.maxPayloadBytes = 0;
+    child.unref();
+    if (afterJob && this.#bloated(live)) {
+      live.collected = false;
+      live.whenCollected = new Promise((resolve) => (live.markCollected = resolve));
+      child.send(collectFrame());
+    }
+    const { memoryLimitBytes, idleTimeoutMs } = this.#options;
+    live.watch = (rss) => {
+      if (rss > memoryLimitBytes) void this.#retire(live);
+    };
+    child.onFrame = (frame) => {
+      const message = this.#parse(live, frame);
+      if (message === undefined) return;
+      if (message.type !== "collected" || live.collected) {
+        child.fail(new Error(`the extractor sent "${message.type}" while idle`));
+        return;
+      }
+      live.collected = true;
+      live.markCollected();
+      if (this.#bloated(live)) void this.#retire(live);
+    };
+    child.onFailure = () => {
+      live.markCollected();
+      void this.#retire(live);
+    };
     this.#clearIdle();
-    this.#idleTimer = setTimeout(() => {
-      if (this.#worker === worker) this.#worker = undefined;
-      void worker.terminate();
-    }, this.#options.idleTimeoutMs);
+    this.#idleTimer = setTimeout(() => void this.#retire(live), idleTimeoutMs);
     this.#idleTimer.unref();
+  }
+
+  /** Nothing the child does matters any more: it is about to be killed. */
+  #silence(live: Live): void {
+    live.watch = () => undefined;
+    live.child.onFrame = () => undefined;
+    live.child.onFailure = () => undefined;
+  }
+
+  /** Kills the child and forgets it; resolves once it is reaped. */
+  async #retire(live: Live): Promise<void> {
+    clearInterval(live.sampler);
+    this.#silence(live);
+    live.markCollected();
+    if (this.#live === live) {
+      this.#live = undefined;
+      this.#clearIdle();
+    }
+    await live.child.kill();
   }
 
   #clearIdle(): void {

@@ -1,7 +1,7 @@
 /**
  * HTML text with html-to-text: no wrapping, headings as written, links without their URLs, images and scripts left
  * out. The bytes are decoded with the encoding found by detection (invalid bytes replaced and counted); a
- * `<meta charset>` naming a legacy encoding is not followed. Runs in the extraction worker: a hostile page (deep
+ * `<meta charset>` naming a legacy encoding is not followed. Runs in the extraction child process: a hostile page (deep
  * nesting) can take minutes to parse.
  */
 import type { HtmlToTextOptions } from "html-to-text";

@@ -6,7 +6,7 @@
  * The type comes from the first bytes (detect.ts). Plain text (and Markdown, CSV, JSON, XML) is streamed: decoded
  * chunk by chunk, memory stays flat whatever the size. PDF, DOCX and HTML parsers need the whole document: those are
  * refused above maxBufferedBytes before anything more is read, buffered within a shared byte budget, and parsed in
- * the extraction worker under a time and memory limit (host.ts). Documents that can never be read throw a
+ * the extraction child process under a time limit and a memory ceiling (host.ts). Documents that can never be read throw a
  * PermanentDocumentError, which the pipeline turns into `<key>.error.json`.
  */
 import { createHash, type Hash } from "node:crypto";
@@ -47,25 +47,30 @@ export interface TextProcessorOptions {
    * this is buffered at once across documents (one parsing, the next downloading).
    */
   maxBufferedBytes: number;
-  /** Time one document's parse may take in the worker; past it the document is refused (TIMEOUT). */
+  /** Time one document's parse may take in the extractor; past it the document is refused (TIMEOUT). */
   extractionTimeoutMs: number;
-  /** Memory one parse may add to the process; past it the document is refused (MEMORY_LIMIT). */
+  /**
+   * Ceiling on the extraction child process's private resident memory, its parsers included; past it the document
+   * is refused (MEMORY_LIMIT).
+   */
   extractionMemoryBytes: number;
-  /** The worker entry. Default: worker.js next to this module (the build output). */
-  workerUrl: URL;
-  /** An idle worker is stopped after this long. */
-  workerIdleTimeoutMs: number;
+  /** The extractor's entry. Default: extract-child.js next to this module (the build output). */
+  extractorUrl: URL;
+  /** An idle extractor is stopped after this long. */
+  extractorIdleTimeoutMs: number;
 }
 
 /**
- * Sized for a t2.micro under the shipped unit (MemoryMax=512M): two 32 MiB buffers, one parse of at most 192 MiB,
- * and the daemon's own ~120 MiB stay under MemoryHigh. The config keys of the same names set them.
+ * Sized for a t2.micro under the shipped unit (MemoryMax=512M): the daemon (~100 MiB resident), two 32 MiB buffers
+ * and an extractor of at most 256 MiB of its own memory (about 52 MiB idle, the rest for one document: the largest PDF
+ * allowed, 32 MiB of dense text, peaks near 235 MiB) stay under MemoryHigh (448M). The config keys of the same names
+ * set them.
  */
-export const TEXT_PROCESSOR_DEFAULTS: Readonly<Omit<TextProcessorOptions, "workerUrl">> = {
+export const TEXT_PROCESSOR_DEFAULTS: Readonly<Omit<TextProcessorOptions, "extractorUrl">> = {
   maxBufferedBytes: 32 * MiB,
   extractionTimeoutMs: 120_000,
-  extractionMemoryBytes: 192 * MiB,
-  workerIdleTimeoutMs: 60_000,
+  extractionMemoryBytes: 256 * MiB,
+  extractorIdleTimeoutMs: 60_000,
 };
 
 /** The body of `<key>.text.json`. */
@@ -90,7 +95,10 @@ export interface TextRecord {
 }
 
 export type TextProcessor = Processor & {
-  /** Stops the extraction worker (tests; the daemon just exits, the idle worker does not hold it). */
+  /**
+   * Kills the extraction child (tests; the daemon just exits: an idle child does not hold it, and every child is
+   * killed when the daemon's process exits).
+   */
   close(): Promise<void>;
 };
 
@@ -240,22 +248,22 @@ function streamedOutputs(
 export function createTextProcessor(options: Partial<TextProcessorOptions> = {}): TextProcessor {
   const settings: TextProcessorOptions = {
     ...TEXT_PROCESSOR_DEFAULTS,
-    workerUrl: new URL("./worker.js", import.meta.url),
+    extractorUrl: new URL("./extract-child.js", import.meta.url),
     ...options,
   };
-  // At start-up rather than on every document: without its worker the processor can only fail.
-  if (settings.workerUrl.protocol === "file:" && !existsSync(fileURLToPath(settings.workerUrl))) {
-    throw new Error(`the text processor's worker is missing: ${fileURLToPath(settings.workerUrl)} (run the build)`);
+  // At start-up rather than on every document: without its extractor the processor can only fail.
+  if (settings.extractorUrl.protocol !== "file:" || !existsSync(fileURLToPath(settings.extractorUrl))) {
+    throw new Error(`the text processor's extractor is missing: ${settings.extractorUrl.href} (run the build)`);
   }
   const host = new ExtractionHost({
-    workerUrl: settings.workerUrl,
+    extractorUrl: settings.extractorUrl,
     memoryLimitBytes: settings.extractionMemoryBytes,
-    idleTimeoutMs: settings.workerIdleTimeoutMs,
+    idleTimeoutMs: settings.extractorIdleTimeoutMs,
   });
   // One document parsing and the next one downloading, at most.
   const buffers = new Budget(2 * settings.maxBufferedBytes);
 
-  /** PDF, DOCX, HTML: the size checked before buffering, the buffer within the budget, the parse in the worker. */
+  /** PDF, DOCX, HTML: the size checked before buffering, the buffer within the budget, the parse in the extractor. */
   async function buffered(
     ctx: ProcessorContext,
     reader: SourceReader,
@@ -297,7 +305,7 @@ export function createTextProcessor(options: Partial<TextProcessorOptions> = {})
       );
       extracted = run.result;
       log.debug(
-        { key: source.key, kind, bytes: size, peakRssGrowthBytes: run.peakRssGrowthBytes },
+        { key: source.key, kind, bytes: size, extractorPeakRssBytes: run.peakRssBytes },
         "text extracted",
       );
     } finally {

@@ -1,7 +1,8 @@
 /**
  * PDF text with PDF.js (pdfjs-dist's legacy build, the one meant for Node): text per page, pages separated by a form
- * feed as pdftotext does. Runs in the extraction worker: PDF.js parses synchronously in long stretches and can be
- * made to allocate a lot, and only a worker can be stopped in the middle of that.
+ * feed as pdftotext does. Runs in the extraction child process: PDF.js parses synchronously in long stretches and
+ * can be made to allocate a lot, and only a separate process can be stopped in the middle of that and give all its
+ * memory back.
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -42,7 +43,7 @@ function classify(err: unknown): PermanentDocumentError {
 }
 
 export interface PdfOptions {
-  /** PDF.js's log level: 0 errors, 1 warnings (which it prints with console.log; the worker collects them). */
+  /** PDF.js's log level: 0 errors, 1 warnings (which it prints with console.log; the extraction child collects them). */
   verbosity?: number;
 }
 
@@ -84,7 +85,7 @@ export async function extractPdf(data: Uint8Array, limits: ExtractLimits, option
       budget.add(text);
       pages.push(text);
       // PDF.js keeps every page it loaded (about 50 KB each for a text page): without this, a few thousand pages
-      // exhaust the worker's heap.
+      // exhaust the extractor's heap.
       if (n % CLEANUP_EVERY_PAGES === 0) await doc.cleanup();
     }
     return { text: pages.map((p) => `${p}\n`).join("\f"), pages: doc.numPages, warnings: warnings.toArray() };

@@ -1,8 +1,8 @@
 /**
- * Test support for the text processor. Its extraction worker is a separate thread that runs JavaScript: vitest's
- * TypeScript transform does not reach it, and on Node 20 no loader hook does either. So the tests transpile
- * src/processors/ into a private directory under node_modules/.cache (where `pdfjs-dist`, `mammoth` and the other
- * packages resolve as they do for dist/) and start the worker from there.
+ * Test support for the text processor. Its extractor is a separate Node process that runs JavaScript: vitest's
+ * TypeScript transform does not reach it. So the tests transpile src/processors/ into a private directory under
+ * node_modules/.cache (where `pdfjs-dist`, `mammoth` and the other packages resolve as they do for dist/, and which
+ * the child's permission model lets it read, being inside the checkout) and start the child from there.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -20,9 +20,12 @@ function sources(dir: string): string[] {
   );
 }
 
-/** Transpiles src/processors/ (per test process) and returns the worker entry's URL and a cleanup. */
-export function buildWorker(): { workerUrl: URL; cleanup: () => void } {
-  const out = join(repo, "node_modules/.cache", `doc-processor-text-worker-${process.pid}-${Date.now()}`);
+/**
+ * Transpiles src/processors/ (per test process) and returns the extractor entry's URL, the directory (for test
+ * children of its own) and a cleanup.
+ */
+export function buildExtractor(): { extractorUrl: URL; dir: string; cleanup: () => void } {
+  const out = join(repo, "node_modules/.cache", `doc-processor-text-extractor-${process.pid}-${Date.now()}`);
   for (const file of sources(processorsDir)) {
     const { outputText } = ts.transpileModule(readFileSync(file, "utf8"), {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
@@ -35,7 +38,8 @@ export function buildWorker(): { workerUrl: URL; cleanup: () => void } {
   // ESM, like the package: the directory has no package.json of its own.
   writeFileSync(join(out, "package.json"), '{ "type": "module" }\n');
   return {
-    workerUrl: pathToFileURL(join(out, "builtin/text/worker.js")),
+    extractorUrl: pathToFileURL(join(out, "builtin/text/extract-child.js")),
+    dir: out,
     cleanup: () => rmSync(out, { recursive: true, force: true }),
   };
 }

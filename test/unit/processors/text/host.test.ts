@@ -1,21 +1,36 @@
-// The extraction worker for real: time and memory limits, aborts, restarts. The hostile documents would take
-// seconds (slowPdf) or gigabytes (flateBombPdf) unchecked; the assertions are on how the run ends and on memory.
+// The extraction child process for real: time and memory limits, aborts, crashes, a child that breaks the protocol,
+// and what is left afterwards (the child's pid, the daemon's own memory). The hostile documents would take seconds
+// (slowPdf) or gigabytes (flateBombPdf) unchecked; the assertions are on how the run ends, on pids and on memory.
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExtractionJob } from "../../../../src/processors/builtin/text/extract.js";
-import { ExtractionHost } from "../../../../src/processors/builtin/text/host.js";
+import { ExtractionHost, type ExtractionHostOptions } from "../../../../src/processors/builtin/text/host.js";
 import { PermanentDocumentError } from "../../../../src/processors/types.js";
 import { flateBombPdf, makeDocx, makePdf, slowPdf, zipBombDocx } from "../../../fixtures/documents/build.js";
-import { buildWorker } from "./helpers.js";
+import { buildExtractor } from "./helpers.js";
+import { installMisbehavingChild } from "./misbehaving-child.js";
 
 const MiB = 1024 * 1024;
 const limits = { maxTextBytes: 16 * MiB, maxUncompressedBytes: 256 * MiB };
 const pdfJob = (data: Buffer): ExtractionJob => ({ kind: "pdf", data: new Uint8Array(data), limits });
+/** For the stand-in child: an HTML "document" that is one of its commands. */
+const command = (text: string): ExtractionJob => ({ kind: "html", data: new Uint8Array(Buffer.from(text)), limits });
 const live = (): AbortSignal => new AbortController().signal;
 
-let workerUrl: URL;
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+let extractorUrl: URL;
+let misbehavingUrl: URL;
+let dir: string;
 let cleanup: () => void;
 beforeAll(() => {
-  ({ workerUrl, cleanup } = buildWorker());
+  ({ extractorUrl, dir, cleanup } = buildExtractor());
+  misbehavingUrl = installMisbehavingChild(dir);
 });
 afterAll(() => cleanup());
 
@@ -28,156 +43,351 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
-/** Samples this process's RSS growth until `promise` settles (the worker is a thread of this process). */
-async function peakRssGrowth<T>(promise: Promise<T>): Promise<number> {
-  const baseline = process.memoryUsage.rss();
-  let peak = 0;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss() - baseline);
-  }, 5);
+/** Whether `pid` is a live process (a zombie no longer counts: it holds no memory and runs nothing). */
+function alive(pid: number): boolean {
   try {
-    await promise.catch(() => undefined);
-  } finally {
-    clearInterval(timer);
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "latin1"));
+  } catch {
+    return false;
   }
-  return Math.max(peak, process.memoryUsage.rss() - baseline);
 }
 
-describe("ExtractionHost", () => {
-  it("extracts in the worker and reuses it for the next job", async () => {
-    const host = new ExtractionHost({ workerUrl, memoryLimitBytes: 256 * MiB });
-    try {
-      const first = await host.run(pdfJob(makePdf(["one"])), { signal: live(), timeoutMs: 30_000 });
+async function until(condition: () => boolean, ms = 5_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+    if (condition()) return true;
+  }
+  return condition();
+}
+
+/** This process's RSS once its garbage is collected (what the daemon keeps, not what it has yet to free). */
+async function settledRss(): Promise<number> {
+  gc();
+  await new Promise((r) => setTimeout(r, 200));
+  gc();
+  return process.memoryUsage.rss();
+}
+
+function host(options: Partial<ExtractionHostOptions> = {}): ExtractionHost {
+  return new ExtractionHost({ extractorUrl, memoryLimitBytes: 256 * MiB, ...options });
+}
+
+/** Runs `body` with a host, always closing it. */
+async function using<T>(h: ExtractionHost, body: (h: ExtractionHost) => Promise<T>): Promise<T> {
+  try {
+    return await body(h);
+  } finally {
+    await h.close();
+  }
+}
+
+describe("ExtractionHost: extraction in a child process", () => {
+  it("extracts in a child process and reuses it for the next job", async () => {
+    const h = host();
+    await using(h, async () => {
+      const first = await h.run(pdfJob(makePdf(["one"])), { signal: live(), timeoutMs: 30_000 });
       expect(first.result).toMatchObject({ text: "one\n", pages: 1 });
-      expect(host.hasWorker).toBe(true);
-      const docx = await host.run(
-        { kind: "docx", data: new Uint8Array(makeDocx(["two"])), limits },
-        { signal: live(), timeoutMs: 30_000 },
-      );
+      const pid = h.childPid!;
+      expect(pid).not.toBe(process.pid);
+      expect(alive(pid)).toBe(true);
+      expect(first.peakRssBytes).toBeGreaterThan(10 * MiB);
+      const docx = await h.run({ kind: "docx", data: new Uint8Array(makeDocx(["two"])), limits }, { signal: live(), timeoutMs: 30_000 });
       expect(docx.result.text).toBe("two\n\n");
-    } finally {
-      await host.close();
-    }
-    expect(host.hasWorker).toBe(false);
+      expect(h.childPid).toBe(pid);
+      await h.close();
+      expect(h.hasChild).toBe(false);
+      expect(alive(pid)).toBe(false);
+    });
   });
 
   it("collects PDF.js's console warnings about a document it had to repair", async () => {
-    const host = new ExtractionHost({ workerUrl, memoryLimitBytes: 256 * MiB });
-    try {
+    await using(host(), async (h) => {
       // A wrong startxref offset: PDF.js rebuilds the cross-reference table by scanning, and says so.
       const pdf = Buffer.from(makePdf(["repaired"]).toString("latin1").replace(/startxref\n\d+/, "startxref\n12"), "latin1");
-      const run = await host.run(pdfJob(pdf), { signal: live(), timeoutMs: 30_000 });
+      const run = await h.run(pdfJob(pdf), { signal: live(), timeoutMs: 30_000 });
       expect(run.result.text).toBe("repaired\n");
-      expect(run.result.warnings.length).toBeGreaterThan(0);
       expect(run.result.warnings.join("\n")).toMatch(/xref|Indexing/i);
-    } finally {
-      await host.close();
-    }
+    });
   });
 
-  it("transfers the document instead of copying it", async () => {
-    const host = new ExtractionHost({ workerUrl, memoryLimitBytes: 256 * MiB });
-    try {
-      const data = new Uint8Array(makePdf(["moved"]));
-      await host.run({ kind: "pdf", data, limits }, { signal: live(), timeoutMs: 30_000 });
-      expect(data.byteLength).toBe(0); // detached: the bytes now belong to the worker
-    } finally {
-      await host.close();
-    }
-  });
-
-  it("passes the document's permanent errors on, keeping the worker", async () => {
-    const host = new ExtractionHost({ workerUrl, memoryLimitBytes: 256 * MiB });
-    try {
+  it("passes the document's permanent errors on, keeping the child", async () => {
+    await using(host(), async (h) => {
+      await h.run(pdfJob(makePdf(["warm"])), { signal: live(), timeoutMs: 30_000 });
+      const pid = h.childPid;
       const err = await failure(
-        host.run({ kind: "docx", data: new Uint8Array(zipBombDocx(64 * MiB)), limits }, { signal: live(), timeoutMs: 30_000 }),
+        h.run({ kind: "docx", data: new Uint8Array(zipBombDocx(64 * MiB)), limits }, { signal: live(), timeoutMs: 30_000 }),
       );
       expect(err).toBeInstanceOf(PermanentDocumentError);
       expect(err).toMatchObject({ code: "UNSAFE_ARCHIVE", detectedType: { ext: "docx" } });
-      expect(host.hasWorker).toBe(true);
-    } finally {
-      await host.close();
-    }
+      expect(h.childPid).toBe(pid);
+    });
   });
 
-  it("stops a parse that runs past the time limit (TIMEOUT), and the next job gets a fresh worker", async () => {
-    const host = new ExtractionHost({ workerUrl, memoryLimitBytes: 1024 * MiB });
-    try {
+  it("gives the child no environment and nothing but its job: no files outside the package, no processes, no eval", async () => {
+    await using(host(), async (h) => {
+      await h.run(pdfJob(makePdf(["x"])), { signal: live(), timeoutMs: 30_000 });
+      // The real child asks the kernel's OOM killer to take it first.
+      expect(readFileSync(`/proc/${h.childPid}/oom_score_adj`, "utf8").trim()).toBe("1000");
+    });
+    // The stand-in runs with the same settings and reports what they let it do.
+    await using(host({ extractorUrl: misbehavingUrl }), async (h) => {
+      const { result } = await h.run(command("sandbox"), { signal: live(), timeoutMs: 30_000 });
+      expect(process.env["AWS_REGION"]).toBeDefined(); // set for every test process: the child must not inherit it
+      expect(result.warnings).toEqual([
+        "env:[]",
+        "cwd:/",
+        "read /etc/hostname:denied:ERR_ACCESS_DENIED",
+        "write /tmp:denied:ERR_ACCESS_DENIED",
+        "eval:denied:EvalError",
+        "spawn:denied:ERR_ACCESS_DENIED",
+      ]);
+    });
+  });
+
+  it("queues jobs one at a time; a job aborted while waiting never runs", async () => {
+    await using(host(), async (h) => {
+      const first = h.run(pdfJob(makePdf(["first"])), { signal: live(), timeoutMs: 30_000 });
+      const ac = new AbortController();
+      const second = h.run(pdfJob(makePdf(["second"])), { signal: ac.signal, timeoutMs: 30_000 });
+      ac.abort(new Error("gone"));
+      await expect(second).rejects.toThrow("gone");
+      await expect(first).resolves.toMatchObject({ result: { text: "first\n" } });
+    });
+  });
+
+  it("reports a child that cannot start as a plain (retryable) error", async () => {
+    const h = host({ extractorUrl: new URL("./does-not-exist.js", extractorUrl) });
+    const err = await failure(h.run(pdfJob(makePdf(["x"])), { signal: live(), timeoutMs: 30_000 }));
+    expect(err).not.toBeInstanceOf(PermanentDocumentError);
+    expect((err as Error).message).toMatch(/could not start.*Cannot find module/);
+    expect(h.hasChild).toBe(false);
+    await h.close();
+  });
+
+  it("reports a ceiling below what the parsers need as a failure to start, not as the document's fault", async () => {
+    const h = host({ memoryLimitBytes: 40 * MiB });
+    const err = await failure(h.run(pdfJob(makePdf(["x"])), { signal: live(), timeoutMs: 30_000 }));
+    expect(err).not.toBeInstanceOf(PermanentDocumentError);
+    // Its V8 heap (capped below the ceiling) or its memory, whichever runs out first while the parsers load.
+    expect((err as Error).message).toMatch(/could not start: .* than the 40 MiB extractionMemoryBytes allows/);
+    expect(h.hasChild).toBe(false);
+    await h.close();
+  });
+});
+
+describe("ExtractionHost: limits kill the child, which is gone before the run rejects", () => {
+  it("stops a parse that runs past the time limit (TIMEOUT), and the next job gets a fresh child", async () => {
+    await using(host({ memoryLimitBytes: 1024 * MiB }), async (h) => {
+      await h.run(pdfJob(makePdf(["warm"])), { signal: live(), timeoutMs: 30_000 });
+      const pid = h.childPid!;
       // 64 MiB of "q Q " operators: many seconds of synchronous PDF.js work, stopped at one second.
       const err = await failure(
-        host.run(pdfJob(slowPdf(64)), {
-          signal: live(),
-          timeoutMs: 1_000,
-          detectedType: { mime: "application/pdf", ext: "pdf" },
-        }),
+        h.run(pdfJob(slowPdf(64)), { signal: live(), timeoutMs: 1_000, detectedType: { mime: "application/pdf", ext: "pdf" } }),
       );
       expect(err).toBeInstanceOf(PermanentDocumentError);
       expect(err).toMatchObject({ code: "TIMEOUT", detectedType: { mime: "application/pdf" } });
-      expect(host.hasWorker).toBe(false);
-      const next = await host.run(pdfJob(makePdf(["after"])), { signal: live(), timeoutMs: 30_000 });
+      expect(h.hasChild).toBe(false);
+      expect(alive(pid)).toBe(false);
+      const next = await h.run(pdfJob(makePdf(["after"])), { signal: live(), timeoutMs: 30_000 });
       expect(next.result.text).toBe("after\n");
-    } finally {
-      await host.close();
-    }
+      expect(h.childPid).not.toBe(pid);
+    });
   });
 
-  it("stops a Flate bomb at the memory limit (MEMORY_LIMIT): growth stays near the limit, not at the bomb's 2 GiB", async () => {
-    const limit = 128 * MiB;
-    const host = new ExtractionHost({ workerUrl, memoryLimitBytes: limit });
-    try {
-      // Start the worker first, so the sampled growth below is the job's alone.
-      await host.run(pdfJob(makePdf(["warm"])), { signal: live(), timeoutMs: 30_000 });
-      const run = host.run(pdfJob(flateBombPdf(2048 * MiB)), { signal: live(), timeoutMs: 120_000 });
-      const peak = await peakRssGrowth(run);
-      const err = await failure(run);
+  it("stops Flate bombs at the ceiling (MEMORY_LIMIT), and the daemon's own memory stays where it was", async () => {
+    const limit = 256 * MiB;
+    await using(host({ memoryLimitBytes: limit }), async (h) => {
+      await h.run(pdfJob(makePdf(["warm"])), { signal: live(), timeoutMs: 30_000 });
+      const bomb = flateBombPdf(2048 * MiB);
+      const before = await settledRss();
+      // Three in a row, as redeliveries would bring them: with a worker thread each one left the process bigger.
+      for (let i = 0; i < 3; i++) {
+        const pid = h.childPid;
+        const err = await failure(h.run(pdfJob(bomb), { signal: live(), timeoutMs: 120_000 }));
+        expect(err).toBeInstanceOf(PermanentDocumentError);
+        expect(err).toMatchObject({ code: "MEMORY_LIMIT" });
+        const seen = /took the extractor to (\d+) MiB, above the 256 MiB it may use/.exec((err as Error).message);
+        // Sampling every 20 ms lets one growth step overshoot (PDF.js doubles its buffer), never run away.
+        expect(Number(seen?.[1])).toBeLessThan(512);
+        expect(h.hasChild).toBe(false);
+        if (pid !== undefined) expect(alive(pid)).toBe(false);
+        const after = await settledRss();
+        expect((after - before) / MiB).toBeLessThan(48);
+      }
+    });
+  });
+
+  it("reports the child's heap running out as MEMORY_LIMIT too", async () => {
+    // Sampling off: only V8's own limit can stop the stand-in, which allocates objects until it dies.
+    await using(host({ extractorUrl: misbehavingUrl, memoryLimitBytes: 160 * MiB, sampleIntervalMs: 600_000 }), async (h) => {
+      const err = await failure(h.run(command("heap"), { signal: live(), timeoutMs: 60_000 }));
       expect(err).toBeInstanceOf(PermanentDocumentError);
       expect(err).toMatchObject({ code: "MEMORY_LIMIT" });
-      // Sampling every 20 ms lets one growth step overshoot (PDF.js doubles its buffer), never run away.
-      expect(peak).toBeLessThan(limit * 4);
-      expect(host.hasWorker).toBe(false);
-    } finally {
-      await host.close();
-    }
+      expect(h.hasChild).toBe(false);
+    });
   });
 
-  it("stops the worker on abort and rethrows the caller's reason, which is not the document's fault", async () => {
-    const host = new ExtractionHost({ workerUrl, memoryLimitBytes: 1024 * MiB });
-    try {
-      await host.run(pdfJob(makePdf(["warm"])), { signal: live(), timeoutMs: 30_000 });
+  it("kills the child on abort and rethrows the caller's reason, which is not the document's fault", async () => {
+    await using(host({ memoryLimitBytes: 1024 * MiB }), async (h) => {
+      await h.run(pdfJob(makePdf(["warm"])), { signal: live(), timeoutMs: 30_000 });
+      const pid = h.childPid!;
       const ac = new AbortController();
-      const run = host.run(pdfJob(slowPdf(64)), { signal: ac.signal, timeoutMs: 120_000 });
-      // Past the microtasks that hand the job to the (started) worker: the abort lands mid-parse.
-      await new Promise(setImmediate);
+      const run = h.run(pdfJob(slowPdf(64)), { signal: ac.signal, timeoutMs: 120_000 });
+      await new Promise((r) => setTimeout(r, 300));
       ac.abort(new Error("shutting down"));
       const err = await failure(run);
       expect(err).not.toBeInstanceOf(PermanentDocumentError);
       expect((err as Error).message).toBe("shutting down");
-      expect(host.hasWorker).toBe(false);
-    } finally {
-      await host.close();
-    }
+      expect(h.hasChild).toBe(false);
+      expect(alive(pid)).toBe(false);
+    });
+  });
+});
+
+describe("ExtractionHost: a child that crashes or misbehaves fails that document transiently", () => {
+  it("a child killed from outside in the middle of a parse: a plain error, and the next document works", async () => {
+    await using(host({ memoryLimitBytes: 1024 * MiB }), async (h) => {
+      await h.run(pdfJob(makePdf(["warm"])), { signal: live(), timeoutMs: 30_000 });
+      const pid = h.childPid!;
+      const run = h.run(pdfJob(slowPdf(64)), { signal: live(), timeoutMs: 120_000 });
+      await new Promise((r) => setTimeout(r, 300));
+      process.kill(pid, "SIGKILL");
+      const err = await failure(run);
+      expect(err).not.toBeInstanceOf(PermanentDocumentError);
+      expect((err as Error).message).toMatch(/extractor exited \(signal SIGKILL\)/);
+      const next = await h.run(pdfJob(makePdf(["next"])), { signal: live(), timeoutMs: 30_000 });
+      expect(next.result.text).toBe("next\n");
+    });
   });
 
-  it("queues jobs one at a time; a job aborted while waiting never runs", async () => {
-    const host = new ExtractionHost({ workerUrl, memoryLimitBytes: 256 * MiB });
+  it("a child that exits in the middle of a job: a plain error, and the next document works", async () => {
+    await using(host({ extractorUrl: misbehavingUrl }), async (h) => {
+      const err = await failure(h.run(command("exit"), { signal: live(), timeoutMs: 30_000 }));
+      expect(err).not.toBeInstanceOf(PermanentDocumentError);
+      expect((err as Error).message).toMatch(/extractor exited \(code 3\)/);
+      const next = await h.run(command("<p>next</p>"), { signal: live(), timeoutMs: 30_000 });
+      expect(next.result.text).toBe("next\n");
+    });
+  });
+
+  it.each([
+    ["oversized", /broke the protocol: a frame payload of 16777217 bytes \(at most 16777216 now\)/],
+    ["huge-declared", /broke the protocol: a frame payload of 4294967295 bytes/],
+    ["not-json", /broke the protocol: a frame header that is not JSON/],
+    ["wrong-id", /sent "reply" instead of the reply to job/],
+    ["bad-code", /broke the protocol: an error reply with an invalid code/],
+  ])("a child that answers %s is killed: a plain error, nothing buffered for it", async (what, message) => {
+    await using(host({ extractorUrl: misbehavingUrl }), async (h) => {
+      const first = await h.run(command("pid"), { signal: live(), timeoutMs: 30_000 });
+      const pid = Number(first.result.text);
+      const rss = process.memoryUsage.rss();
+      const err = await failure(h.run(command(what), { signal: live(), timeoutMs: 30_000 }));
+      expect(err).not.toBeInstanceOf(PermanentDocumentError);
+      expect((err as Error).message).toMatch(message);
+      expect(alive(pid)).toBe(false);
+      expect(process.memoryUsage.rss() - rss).toBeLessThan(64 * MiB);
+      const next = await h.run(command("pid"), { signal: live(), timeoutMs: 30_000 });
+      expect(Number(next.result.text)).not.toBe(pid);
+    });
+  });
+
+  it("a child that speaks while idle without being asked is replaced", async () => {
+    await using(host({ extractorUrl: misbehavingUrl }), async (h) => {
+      expect((await h.run(command("chatty"), { signal: live(), timeoutMs: 30_000 })).result.text).toBe("chatty");
+      const pid = h.childPid!;
+      expect(await until(() => !alive(pid))).toBe(true);
+      expect(h.hasChild).toBe(false);
+    });
+  });
+
+  it("a child that keeps memory after a job is replaced before the next one; one that does not is kept", async () => {
+    await using(host({ extractorUrl: misbehavingUrl, memoryLimitBytes: 512 * MiB, recycleFraction: 0.1 }), async (h) => {
+      const a = Number((await h.run(command("pid"), { signal: live(), timeoutMs: 30_000 })).result.text);
+      const b = Number((await h.run(command("pid"), { signal: live(), timeoutMs: 30_000 })).result.text);
+      expect(b).toBe(a);
+      await h.run(command("keep"), { signal: live(), timeoutMs: 30_000 });
+      const c = Number((await h.run(command("pid"), { signal: live(), timeoutMs: 30_000 })).result.text);
+      expect(c).not.toBe(a);
+      expect(alive(a)).toBe(false);
+    });
+  });
+
+  it("a job that lasts longer than the idle timeout keeps its child (new or reused)", async () => {
+    await using(host({ extractorUrl: misbehavingUrl, idleTimeoutMs: 200 }), async (h) => {
+      expect((await h.run(command("sleep"), { signal: live(), timeoutMs: 30_000 })).result.text).toBe("slept");
+      const pid = h.childPid;
+      expect((await h.run(command("sleep"), { signal: live(), timeoutMs: 30_000 })).result.text).toBe("slept");
+      expect(h.childPid).toBe(pid);
+      expect(await until(() => !h.hasChild, 2_000)).toBe(true);
+    });
+  });
+
+  it("an idle child that grows past the ceiling is killed", async () => {
+    await using(host({ extractorUrl: misbehavingUrl, memoryLimitBytes: 256 * MiB }), async (h) => {
+      const pid = Number((await h.run(command("pid"), { signal: live(), timeoutMs: 30_000 })).result.text);
+      await h.run(command("grow-idle"), { signal: live(), timeoutMs: 30_000 });
+      expect(await until(() => !alive(pid))).toBe(true);
+      expect(h.hasChild).toBe(false);
+    });
+  });
+});
+
+describe("ExtractionHost: no child outlives the daemon's process", () => {
+  /** A daemon stand-in: a Node process with a host, printing its child's pid. */
+  function daemon(mode: "exit-mid-job" | "idle", entry: URL): { pid: Promise<number>; exited: Promise<void>; kill: () => void } {
+    const script = join(dir, "builtin/text/daemon-stand-in.js");
+    writeFileSync(
+      script,
+      `import { ExtractionHost } from "./host.js";
+const host = new ExtractionHost({ extractorUrl: new URL(${JSON.stringify(entry.href)}), memoryLimitBytes: 256 * 1024 * 1024 });
+const limits = { maxTextBytes: 1 << 20, maxUncompressedBytes: 1 << 20 };
+const job = (text) => ({ kind: "html", data: new Uint8Array(Buffer.from(text)), limits });
+const signal = new AbortController().signal;
+await host.run(job("<p>warm</p>"), { signal, timeoutMs: 30000 });
+process.stdout.write(host.childPid + "\\n");
+if (${JSON.stringify(mode)} === "exit-mid-job") {
+  host.run(job("spin"), { signal, timeoutMs: 60000 }).catch(() => undefined);
+  setTimeout(() => process.exit(0), 300);
+} else {
+  setInterval(() => undefined, 1000);
+}
+`,
+    );
+    const proc = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    const pid = new Promise<number>((resolve, reject) => {
+      proc.stdout.on("data", (c: Buffer) => {
+        out += c.toString();
+        if (out.includes("\n")) resolve(Number(out.trim()));
+      });
+      proc.once("exit", () => reject(new Error(`the stand-in exited before printing a pid: ${out}`)));
+    });
+    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+    return { pid, exited, kill: () => proc.kill("SIGKILL") };
+  }
+
+  it("a daemon that exits in the middle of a job takes its child with it", async () => {
+    // The stand-in spins: it never notices that its channel closed, only a kill can stop it.
+    const d = daemon("exit-mid-job", misbehavingUrl);
+    const pid = await d.pid;
+    expect(alive(pid)).toBe(true);
+    await d.exited;
     try {
-      const first = host.run(pdfJob(makePdf(["first"])), { signal: live(), timeoutMs: 30_000 });
-      const ac = new AbortController();
-      const second = host.run(pdfJob(makePdf(["second"])), { signal: ac.signal, timeoutMs: 30_000 });
-      ac.abort(new Error("gone"));
-      await expect(second).rejects.toThrow("gone");
-      await expect(first).resolves.toMatchObject({ result: { text: "first\n" } });
+      expect(await until(() => !alive(pid), 2_000)).toBe(true);
     } finally {
-      await host.close();
+      if (alive(pid)) process.kill(pid, "SIGKILL");
     }
   });
 
-  it("reports a worker that cannot start as a plain (retryable) error", async () => {
-    const host = new ExtractionHost({ workerUrl: new URL("./does-not-exist.js", workerUrl), memoryLimitBytes: 64 * MiB });
-    const err = await failure(host.run(pdfJob(makePdf(["x"])), { signal: live(), timeoutMs: 30_000 }));
-    expect(err).not.toBeInstanceOf(PermanentDocumentError);
-    expect((err as Error).message).toMatch(/could not start/);
-    expect(host.hasWorker).toBe(false);
-    await host.close();
+  it("a daemon killed outright (SIGKILL) leaves an idle child that goes away by itself", async () => {
+    const d = daemon("idle", extractorUrl);
+    const pid = await d.pid;
+    expect(alive(pid)).toBe(true);
+    d.kill();
+    await d.exited;
+    try {
+      expect(await until(() => !alive(pid), 5_000)).toBe(true);
+    } finally {
+      if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
   });
 });

@@ -19,7 +19,7 @@ import {
 import { DocProcessorError } from "../../../../src/errors.js";
 import { encryptedPdf, makePdf } from "../../../fixtures/documents/build.js";
 import { chunked, docRef, readAll, sdkBody, silentLog, submitContext, testS3Client } from "../../pipeline/helpers.js";
-import { buildWorker } from "./helpers.js";
+import { buildExtractor } from "./helpers.js";
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), "../../../fixtures/processors");
 
@@ -34,12 +34,12 @@ afterEach(() => {
   s3Mock.restore();
 });
 
-let workerUrl: URL;
+let extractorUrl: URL;
 let cleanup: () => void;
 let text: TextProcessor;
 beforeAll(() => {
-  ({ workerUrl, cleanup } = buildWorker());
-  text = createTextProcessor({ workerUrl });
+  ({ extractorUrl, cleanup } = buildExtractor());
+  text = createTextProcessor({ extractorUrl });
 });
 afterAll(async () => {
   await text.close();
@@ -251,7 +251,7 @@ describe("processDocument: the metadata + text chain", () => {
 
 describe("the chain from config", () => {
   it("resolves metadata and text by name, text declaring its suffixes", async () => {
-    const chain = await resolveProcessors(["metadata", "text"], fixtures, { text: { workerUrl } });
+    const chain = await resolveProcessors(["metadata", "text"], fixtures, { text: { extractorUrl } });
     expect(chain.map((p) => [p.name, p.outputSuffixes])).toEqual([
       ["metadata", [".json"]],
       ["text", [".txt", ".text.json"]],
@@ -259,13 +259,13 @@ describe("the chain from config", () => {
     await (chain[1] as TextProcessor).close();
   });
 
-  it("refuses to start `text` without its worker (a broken install fails at start-up, not on every document)", async () => {
-    const err = await resolveProcessors(["text"], fixtures, { text: { workerUrl: new URL("./missing.js", workerUrl) } }).catch(
+  it("refuses to start `text` without its extractor (a broken install fails at start-up, not on every document)", async () => {
+    const err = await resolveProcessors(["text"], fixtures, { text: { extractorUrl: new URL("./missing.js", extractorUrl) } }).catch(
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(DocProcessorError);
     expect(err).toMatchObject({ code: "PROCESSOR_LOAD_FAILED" });
-    expect((err as Error).message).toMatch(/text processor's worker is missing/);
+    expect((err as Error).message).toMatch(/text processor's extractor is missing/);
   });
 
   it("loads a user's own module, which runs in the chain and can refuse a document", async () => {

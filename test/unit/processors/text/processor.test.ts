@@ -25,7 +25,7 @@ import {
   zipBombDocx,
 } from "../../../fixtures/documents/build.js";
 import { deferred, generated, silentLog } from "../../pipeline/helpers.js";
-import { buildWorker, bytes, readTextOutputs, source } from "./helpers.js";
+import { buildExtractor, bytes, readTextOutputs, source } from "./helpers.js";
 
 const MiB = 1024 * 1024;
 const PNG = Buffer.from(
@@ -34,13 +34,13 @@ const PNG = Buffer.from(
   "hex",
 );
 
-let workerUrl: URL;
+let extractorUrl: URL;
 let cleanup: () => void;
 let processor: TextProcessor;
 beforeAll(() => {
-  ({ workerUrl, cleanup } = buildWorker());
+  ({ extractorUrl, cleanup } = buildExtractor());
   processor = createTextProcessor({
-    workerUrl,
+    extractorUrl,
     maxBufferedBytes: 8 * MiB,
     extractionMemoryBytes: 192 * MiB,
     // Long enough that only the memory limit can stop the Flate bomb, even on a loaded machine.
@@ -226,7 +226,7 @@ describe("text processor: broken documents", () => {
 
   it("slow.pdf -> TIMEOUT", async () => {
     // Memory to spare, one second of time: only the time limit can stop it.
-    const impatient = createTextProcessor({ workerUrl, extractionMemoryBytes: 1024 * MiB, extractionTimeoutMs: 1_000 });
+    const impatient = createTextProcessor({ extractorUrl, extractionMemoryBytes: 1024 * MiB, extractionTimeoutMs: 1_000 });
     try {
       const err = await refused("slow.pdf", slowPdf(64), impatient);
       expect(err).toMatchObject({ code: "TIMEOUT", detectedType: { mime: "application/pdf" } });
