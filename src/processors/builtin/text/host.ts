@@ -142,11 +142,15 @@ export class ExtractionHost {
     }
   }
 
-  /** Kills the child (and waits until it is gone); later runs are refused. */
+  /** Kills the child (and waits until it is gone): a running job fails (transiently); later runs are refused. */
   async close(): Promise<void> {
     this.#closed = true;
     this.#clearIdle();
-    if (this.#live !== undefined) await this.#retire(this.#live);
+    const live = this.#live;
+    if (live === undefined) return;
+    // Killed first, not silenced: a job in progress hears of it through its own failure handler.
+    await live.child.kill();
+    await this.#retire(live);
   }
 
   async #runAlone(job: ExtractionJob, { signal, timeoutMs, detectedType }: RunOptions): Promise<ExtractionRun> {

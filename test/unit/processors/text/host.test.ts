@@ -154,6 +154,19 @@ describe("ExtractionHost: extraction in a child process", () => {
     });
   });
 
+  it("close() in the middle of a job fails it transiently, kills the child and refuses later runs", async () => {
+    const h = host({ extractorUrl: misbehavingUrl });
+    const pid = Number((await h.run(command("pid"), { signal: live(), timeoutMs: 30_000 })).result.text);
+    const run = h.run(command("spin"), { signal: live(), timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    await h.close();
+    const err = await failure(run);
+    expect(err).not.toBeInstanceOf(PermanentDocumentError);
+    expect((err as Error).message).toMatch(/extractor exited \(signal SIGKILL\)/);
+    expect(alive(pid)).toBe(false);
+    await expect(h.run(command("pid"), { signal: live(), timeoutMs: 30_000 })).rejects.toThrow(/closed/);
+  });
+
   it("reports a child that cannot start as a plain (retryable) error", async () => {
     const h = host({ extractorUrl: new URL("./does-not-exist.js", extractorUrl) });
     const err = await failure(h.run(pdfJob(makePdf(["x"])), { signal: live(), timeoutMs: 30_000 }));
