@@ -6,6 +6,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-s
 import { randomBytes } from "node:crypto";
 import { Faults } from "./gateway/faults.js";
 import { ROLE_NAME, standardIdentities, type Identities, type UserKeys } from "./gateway/identities.js";
+import { IamDirectory } from "./iam/directory.js";
 import { startGateway, type DecisionEntry, type Gateway, type GatewayCounters } from "./gateway/server.js";
 import { startUpstream, type Upstream } from "./gateway/upstream.js";
 import { loadPolicyFile, repoPath } from "./iam/index.js";
@@ -89,6 +90,11 @@ export interface StandIn {
    * endpoint, the "caller is an IAM user" case. undefined goes back to role sessions.
    */
   serveUserKeysFromImds(keys: UserKeys | undefined): void;
+  /**
+   * What IAM holds about the roles (trust policy, the managed policy DocumentProcessorS3Access, inline policies): the
+   * audit reads it through the gateway, and the gateway enforces it for the role's sessions.
+   */
+  iam: IamDirectory;
   /** Requests the gateway received per access key id since setup (every signed request is looked up once). */
   requestsByAccessKey(): ReadonlyMap<string, number>;
   close(): Promise<void>;
@@ -124,6 +130,17 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
   });
   const cast = standardIdentities({ accountId, sourceBucket, rolePolicy, roleName });
   const { identities } = cast;
+  // The roles as provisioning creates them: the EC2 trust policy and one customer managed policy.
+  const iam = new IamDirectory();
+  const trust = loadPolicyFile(repoPath("scripts", "iam", "ec2-trust-policy.json"), {}, "trust");
+  const managed = iam.createPolicy(accountId, "DocumentProcessorS3Access", rolePolicy);
+  iam.putRole(cast.role, trust);
+  iam.attachRolePolicy(accountId, cast.role.name, managed.arn);
+  iam.putRole(cast.otherRole, trust);
+  // IAM decides what a role it holds may do, so a policy put there later is enforced at once, as in IAM.
+  const policiesFor = identities.policiesFor.bind(identities);
+  identities.policiesFor = (principal) =>
+    (principal.kind === "assumed-role" ? iam.enforcedPolicies(principal.accountId, principal.name) : undefined) ?? policiesFor(principal);
   // Counts which keys signed requests (a rotation is visible as a second key of the role), without touching the gateway.
   const keyRequests = new Map<string, number>();
   const lookup = identities.lookup.bind(identities);
@@ -149,6 +166,7 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
       faults,
       ...(options.gatewayPort !== undefined && { port: options.gatewayPort }),
       ...(options.logger && { logger: options.logger }),
+      iam,
     });
     cleanups.push(() => gateway.close());
 
@@ -273,6 +291,7 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
         servedUserKeys = keys;
         imdsHandle.rotateNow();
       },
+      iam,
       requestsByAccessKey: () => new Map(keyRequests),
       close: closeAll,
     };

@@ -1,9 +1,9 @@
 // AWS errors in each protocol's native shape, so SDKs and the AWS CLI parse them exactly as they parse real ones:
-// S3 XML, SQS JSON (code in x-amzn-query-error, which the SDK prefers), SQS query XML, STS XML and EC2 XML.
+// S3 XML, SQS JSON (code in x-amzn-query-error, which the SDK prefers), SQS query XML, STS and IAM XML, EC2 XML.
 import { escapeXml } from "./xml.js";
 
-export type Service = "s3" | "sqs" | "sts" | "ec2";
-export type Protocol = "s3" | "sqs-json" | "sqs-query" | "sts" | "ec2";
+export type Service = "s3" | "sqs" | "sts" | "ec2" | "iam";
+export type Protocol = "s3" | "sqs-json" | "sqs-query" | "sts" | "ec2" | "iam";
 
 export class AwsError extends Error {
   override name = "AwsError";
@@ -32,6 +32,7 @@ export interface Rendered {
 
 const SQS_NS = "http://queue.amazonaws.com/doc/2012-11-05/";
 const STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/";
+export const IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/";
 const XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n';
 
 export function renderError(protocol: Protocol, error: AwsError, requestId: string): Rendered {
@@ -67,11 +68,12 @@ export function renderError(protocol: Protocol, error: AwsError, requestId: stri
           `<RequestId>${requestId}</RequestId></ErrorResponse>`,
       };
     case "sts":
+    case "iam":
       return {
         status: error.status,
         headers: { "content-type": "text/xml", "x-amzn-requestid": requestId },
         body:
-          `${XML_DECL}<ErrorResponse xmlns="${STS_NS}"><Error><Type>${error.fault}</Type><Code>${code}</Code>` +
+          `${XML_DECL}<ErrorResponse xmlns="${protocol === "sts" ? STS_NS : IAM_NS}"><Error><Type>${error.fault}</Type><Code>${code}</Code>` +
           `<Message>${message}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
       };
     case "ec2":

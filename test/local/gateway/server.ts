@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { evaluate } from "../iam/index.js";
+import type { IamDirectory } from "../iam/directory.js";
 import {
   AwsError,
   authError,
@@ -18,6 +19,7 @@ import {
 } from "./errors.js";
 import { evaluateWriteConditions, parseWriteConditions } from "./conditional-write.js";
 import { Faults, type FaultDecision, type FaultService } from "./faults.js";
+import { answerIam, iamAuthorization } from "./iam-service.js";
 import type { Identities, Principal } from "./identities.js";
 import { KeyLock } from "./key-lock.js";
 import {
@@ -99,6 +101,8 @@ export interface GatewayOptions {
   decisionLogLimit?: number;
   /** Unexpected errors (answered 500); default: ignored apart from the counter. */
   onError?: (error: unknown) => void;
+  /** Roles and policies the IAM read and simulation calls answer from; without it, IAM calls are refused. */
+  iam?: IamDirectory;
 }
 
 export interface Gateway {
@@ -135,7 +139,7 @@ interface Context {
   signal: AbortSignal;
 }
 
-const KNOWN_SERVICES = new Set<string>(["s3", "sqs", "sts", "ec2"]);
+const KNOWN_SERVICES = new Set<string>(["s3", "sqs", "sts", "ec2", "iam"]);
 const MAX_BODY = 16 * 1024 * 1024;
 const EMULATOR_BODY_LIMIT = 11 * 1024 * 1024;
 // Headers that describe the client's framing or signature; the forwarded request has its own.
@@ -196,6 +200,7 @@ function guessService(req: http.IncomingMessage, headers: Map<string, string>, b
     const version = parseForm(body.toString("utf8")).get("Version");
     if (version === "2012-11-05") return "sqs";
     if (version === "2011-06-15") return "sts";
+    if (version === "2010-05-08") return "iam";
     return "ec2";
   }
   return "s3";
@@ -343,7 +348,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   function decideFault(ctx: Context): FaultDecision {
-    return ctx.service === "ec2" ? { phase: "before", latencyMs: 0 } : faults.decide(ctx.service, ctx.operation);
+    return ctx.service === "ec2" || ctx.service === "iam" ? { phase: "before", latencyMs: 0 } : faults.decide(ctx.service, ctx.operation);
   }
 
   // ---- S3 ----------------------------------------------------------------------------------------------------------
@@ -756,6 +761,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     );
   }
 
+  /** IAM reads and SimulatePrincipalPolicy, for the operator's audit (test/local/gateway/iam-service.ts). */
+  async function handleIam(ctx: Context): Promise<void> {
+    const params = formParams(ctx);
+    ctx.operation = params.get("Action") ?? "";
+    const check = iamAuthorization(ctx.operation, params, accountId);
+    if (check instanceof AwsError) return sendError(ctx, "iam", check);
+    if (!authorizeAll(ctx, [check])) return;
+    const answer = options.iam
+      ? answerIam(options.iam, accountId, ctx.operation, params, ctx.requestId)
+      : new AwsError("InvalidAction", "This gateway has no IAM directory.", 400);
+    if (answer instanceof AwsError) return sendError(ctx, "iam", answer);
+    send(ctx, 200, { "content-type": "text/xml", "x-amzn-requestid": ctx.requestId }, answer);
+  }
+
   // ---- dispatch ----------------------------------------------------------------------------------------------------
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -847,6 +866,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return handleSts(ctx);
       case "ec2":
         return handleEc2(ctx);
+      case "iam":
+        return handleIam(ctx);
     }
   }
 

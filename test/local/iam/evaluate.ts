@@ -70,25 +70,60 @@ function withSid<T extends { effect: "allow" | "explicit-deny" }>(decision: T, s
   return sid ? { ...decision, sid } : decision;
 }
 
-/**
- * Decides `request` against a principal's identity policies. Every document is validated on each call (cheap for
- * our sizes), so a policy built in code is held to the same rules as one loaded from scripts/iam/.
- */
-export function evaluate(policies: readonly PolicyDocument[], request: AuthorizationRequest): Decision {
+/** Whether `statement` applies to `request` (its Effect aside). */
+export function statementMatches(statement: PolicyStatement, request: AuthorizationRequest): boolean {
+  return actionMatches(statement, request.action) && resourceMatches(statement, request.resource);
+}
+
+function checkRequest(request: AuthorizationRequest): void {
   if (typeof request.action !== "string" || !/^[a-z0-9-]+:[A-Za-z0-9]+$/i.test(request.action)) {
     throw new TypeError(`evaluate: invalid action ${JSON.stringify(request.action)}`);
   }
   if (typeof request.resource !== "string" || request.resource === "") {
     throw new TypeError(`evaluate: invalid resource ${JSON.stringify(request.resource)}`);
   }
+}
+
+/**
+ * Decides `request` against a principal's identity policies. Every document is validated on each call (cheap for
+ * our sizes), so a policy built in code is held to the same rules as one loaded from scripts/iam/.
+ */
+export function evaluate(policies: readonly PolicyDocument[], request: AuthorizationRequest): Decision {
+  checkRequest(request);
   let allow: Decision | undefined;
   for (const policy of policies) {
     for (const statement of statementsOf(validatePolicy(policy, "identity"))) {
-      if (!actionMatches(statement, request.action) || !resourceMatches(statement, request.resource)) continue;
+      if (!statementMatches(statement, request)) continue;
       // A matching Deny decides at once: nothing later can override it.
       if (statement.Effect === "Deny") return withSid({ effect: "explicit-deny" as const }, statement.Sid);
       allow ??= withSid({ effect: "allow" as const }, statement.Sid);
     }
   }
   return allow ?? { effect: "implicit-deny" };
+}
+
+/** A statement that decided a request: which policy (index in the list given) and which statement in it. */
+export interface MatchedStatement {
+  policy: number;
+  statement: number;
+}
+
+/**
+ * evaluate() with its reasons, as IAM's policy simulator reports them: for an explicit deny only the denying
+ * statement, for an allow every allowing statement, for an implicit deny none.
+ */
+export function explain(
+  policies: readonly PolicyDocument[],
+  request: AuthorizationRequest,
+): { effect: Decision["effect"]; matched: MatchedStatement[] } {
+  checkRequest(request);
+  const allows: MatchedStatement[] = [];
+  for (const [p, policy] of policies.entries()) {
+    for (const [s, statement] of statementsOf(validatePolicy(policy, "identity")).entries()) {
+      if (!statementMatches(statement, request)) continue;
+      if (statement.Effect === "Deny") return { effect: "explicit-deny", matched: [{ policy: p, statement: s }] };
+      allows.push({ policy: p, statement: s });
+    }
+  }
+  return allows.length > 0 ? { effect: "allow", matched: allows } : { effect: "implicit-deny", matched: [] };
 }

@@ -1,4 +1,10 @@
-export { evaluate } from "./evaluate.js";
+export { IamDirectory, type ManagedPolicy, type PolicySource, type RoleEntry, type StoredDocument } from "./directory.js";
+export { evaluate, explain, statementMatches, type MatchedStatement } from "./evaluate.js";
 export { loadPolicyFile, renderPolicy, repoPath } from "./load.js";
+export { mutations, narrowResource, NARROWED_PREFIX, type Mutation } from "./mutate.js";
+export { statementPositions, type StatementSpan, type TextPosition } from "./positions.js";
+export { simulate, type SimulationResult } from "./simulate.js";
+export { checkProbes, compareUsage, describeGrant, grantsOf, isIncidental, type DecisionLike, type ExpectedDenial, type Grant, type UsageReport } from "./usage.js";
 export { POLICY_VERSION, PolicyValidationError, statementsOf, validatePolicy } from "./validate.js";
+export { OVER_GRANTS, SHIPPED_POLICY_FILE, shippedPlus, shippedPolicyDocument, writePolicyFile } from "./variants.js";
 export type { AuthorizationRequest, Decision, PolicyDocument, PolicyKind, PolicyStatement } from "./types.js";
