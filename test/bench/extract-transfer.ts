@@ -75,7 +75,7 @@ async function measure(child: ChildProcess, exchange: () => Promise<void>): Prom
   return { ms, parentMiB: (peak[0]! - base[0]!) / MiB, childMiB: (peak[1]! - base[1]!) / MiB };
 }
 
-async function ipc(dir: string): Promise<Figures[]> {
+async function ipc(dir: string): Promise<Figures> {
   const script = join(dir, "ipc-child.mjs");
   writeFileSync(script, IPC_CHILD);
   const child = fork(script, { serialization: "advanced", execArgv: [], stdio: ["ignore", "ignore", "inherit", "ipc"] });
@@ -91,7 +91,7 @@ async function ipc(dir: string): Promise<Figures[]> {
   return figures;
 }
 
-async function frames(dir: string): Promise<Figures[]> {
+async function frames(dir: string): Promise<Figures> {
   const script = join(dir, "frames-child.mjs");
   writeFileSync(script, FRAMES_CHILD);
   const child = spawn(process.execPath, [script], { stdio: ["ignore", "ignore", "inherit", "pipe"] });

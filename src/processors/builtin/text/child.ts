@@ -39,8 +39,22 @@ function killAllOnExit(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on("exit", () => {
-    for (const child of live) child.kill("SIGKILL");
+    const pids = [...live].map((child) => (child.kill("SIGKILL"), child.pid!));
+    // A process of a dozen threads takes a few ms to die. Waiting for that here (at most 500 ms) means the service
+    // manager, which looks right after the daemon exits, finds nothing left in the unit to kill.
+    const tick = new Int32Array(new SharedArrayBuffer(4));
+    for (const end = Date.now() + 500; Date.now() < end && pids.some(dying); ) Atomics.wait(tick, 0, 0, 5);
   });
+}
+
+/** Whether `pid` is still on its way out: a zombie is done once its last thread has gone too. */
+function dying(pid: number): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "latin1");
+    return !/^State:\s+Z/m.test(status) || !/^Threads:\s+[01]$/m.test(status);
+  } catch {
+    return false;
+  }
 }
 
 /**
