@@ -158,6 +158,11 @@ export class ExtractionHost {
     if (this.#closed) throw new Error("the extraction host is closed");
     this.#clearIdle();
     const live = await this.#ready(signal);
+    if (signal.aborted) {
+      // Aborted while the child was being readied: it never saw the job and stays for the next one.
+      this.#idle(live, false);
+      throw abortReason(signal);
+    }
     // A new child was made idle once ready: it is busy now.
     this.#clearIdle();
     const { child } = live;
@@ -167,7 +172,10 @@ export class ExtractionHost {
     child.ref();
 
     const settled = await new Promise<Settled>((resolve) => {
+      let done = false;
       const settle = (value: Settled): void => {
+        if (done) return;
+        done = true;
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
         // At once: the next frame (`collected`) may be in the same chunk as the reply.
@@ -266,7 +274,10 @@ export class ExtractionHost {
     child.ref();
     try {
       await new Promise<void>((resolve, reject) => {
+        let finished = false;
         const done = (err?: Error): void => {
+          if (finished) return;
+          finished = true;
           clearTimeout(timer);
           signal.removeEventListener("abort", onAbort);
           if (err === undefined) {
@@ -301,6 +312,7 @@ export class ExtractionHost {
         const onAbort = (): void => done(abortReason(signal));
         const timer = setTimeout(() => cannot(`it did not load its parsers within ${startTimeoutMs} ms`), startTimeoutMs);
         signal.addEventListener("abort", onAbort, { once: true });
+        if (signal.aborted) onAbort();
       });
     } catch (err) {
       await this.#retire(live);

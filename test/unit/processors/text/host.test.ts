@@ -239,6 +239,20 @@ describe("ExtractionHost: limits kill the child, which is gone before the run re
     });
   });
 
+  it("an abort while the child is still loading its parsers kills it and rethrows the caller's reason", async () => {
+    await using(host(), async (h) => {
+      const ac = new AbortController();
+      const run = h.run(pdfJob(makePdf(["x"])), { signal: ac.signal, timeoutMs: 30_000 });
+      expect(await until(() => h.childPid !== undefined)).toBe(true);
+      const pid = h.childPid!;
+      ac.abort(new Error("stopping early"));
+      const err = await failure(run);
+      expect((err as Error).message).toBe("stopping early");
+      expect(h.hasChild).toBe(false);
+      expect(alive(pid)).toBe(false);
+    });
+  });
+
   it("kills the child on abort and rethrows the caller's reason, which is not the document's fault", async () => {
     await using(host({ memoryLimitBytes: 1024 * MiB }), async (h) => {
       await h.run(pdfJob(makePdf(["warm"])), { signal: live(), timeoutMs: 30_000 });
