@@ -1,7 +1,7 @@
 // Figures of a child process read from /proc (Linux): CPU time (utime+stime) and peak RSS (VmHWM). The bench reads
 // them around a workload rather than trusting the process to report on itself.
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 const clockTicks = (() => {
   const out = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
@@ -37,6 +37,32 @@ export function peakRssBytes(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The live children of `pid` (the text processor's extraction process, for the daemon). */
+export function childPids(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (new RegExp(`^PPid:\\s+${pid}$`, "m").test(readFileSync(`/proc/${entry}/status`, "utf8"))) children.push(Number(entry));
+    } catch {
+      // Gone while listing.
+    }
+  }
+  return children;
+}
+
+/** CPU time of `pid` and its live children, in ms (the daemon's work includes its extractor's). */
+export function treeCpuMs(pid: number): number | undefined {
+  const own = cpuMs(pid);
+  return own === undefined ? undefined : childPids(pid).reduce((sum, child) => sum + (cpuMs(child) ?? 0), own);
+}
+
+/** Peak RSS of `pid` plus each live child's: an upper bound of their peak together (they may peak apart). */
+export function treePeakRssBytes(pid: number): number | undefined {
+  const own = peakRssBytes(pid);
+  return own === undefined ? undefined : childPids(pid).reduce((sum, child) => sum + (peakRssBytes(child) ?? 0), own);
 }
 
 let tasksetPath: string | null | undefined;

@@ -2,9 +2,10 @@
 // mix (issue 5's third workload). The same documents, a quarter each of plain text, HTML, DOCX and PDF (a few pages of
 // prose each), go through the daemon twice on the local stand-in: with `metadata` alone, then with
 // ["metadata", "text"], pinned and with the unit's Node flags like every contender of npm run bench. Prints documents/s,
-// CPU ms per document, requests per document, peak RSS and, for the text run, the median and 90th-percentile time
-// per document of each type (the daemon's own durationMs). Every figure is measured in the run. Full: 400 documents;
-// --quick: 40. JSON to bench-results/text-mix.json by default. Exit 0 when both runs completed.
+// CPU ms per document and peak RSS (the daemon's plus its extraction process's), requests per document and, for the
+// text run, the median and 90th-percentile time per document of each type (the daemon's own durationMs). Every figure
+// is measured in the run. Full: 400 documents; --quick: 40. JSON to bench-results/text-mix.json by default. Exit 0
+// when both runs completed.
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";

@@ -13,7 +13,7 @@ import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { startStandIn, type StandIn, type StandInOptions } from "../local/stand-in.js";
 import type { Contender, LogLine } from "./contender.js";
-import { cpuMs, peakRssBytes, pin, taskset } from "./proc.js";
+import { pin, taskset, treeCpuMs, treePeakRssBytes } from "./proc.js";
 import type { ContenderResult } from "./report.js";
 
 const MiB = 1024 * 1024;
@@ -202,7 +202,7 @@ export async function runConsumer(
   const timeoutMs = options.timeoutMs ?? 60_000 + docs.length * 50;
   try {
     const ready = await contender.waitFor((l) => typeof l.msg === "string" && l.msg.startsWith("ready"), 60_000);
-    const cpuAtReady = cpuMs(contender.pid);
+    const cpuAtReady = treeCpuMs(contender.pid);
     if (options.uploadAfterReady) await enqueue();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -214,8 +214,9 @@ export async function runConsumer(
         throw new Error(`${name} exited (${code ?? signal}) after ${finished.size} documents; stderr:\n${contender.stderr()}`);
       }),
     ]).finally(() => clearTimeout(timer));
-    const cpuAtEnd = cpuMs(contender.pid);
-    const rss = peakRssBytes(contender.pid);
+    // With the text processor, the daemon's extraction process (still alive, idle) is part of its work and memory.
+    const cpuAtEnd = treeCpuMs(contender.pid);
+    const rss = treePeakRssBytes(contender.pid);
     const exit = await contender.stop();
     const exitedAt = performance.now();
     const firstReceive = measured.checks.find((c) => c.at >= since && c.action === "sqs:ReceiveMessage")?.at ?? ready.at;
