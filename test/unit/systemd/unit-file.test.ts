@@ -186,6 +186,8 @@ describe("the unit agrees with the daemon and the bootstrap", () => {
     expect(high).toBeLessThan(max);
     // A t2.micro has 1 GiB: the daemon gets at most half.
     expect(max).toBeLessThanOrEqual(512);
+    // An OOM kill of the extraction child (oom_score_adj 1000) must not stop the service.
+    expect(get("OOMPolicy")).toBe("continue");
   });
 
   it("keeps what the daemon needs in the sandbox: network, the notify socket, writable executable memory for V8", () => {
