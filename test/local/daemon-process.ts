@@ -31,6 +31,8 @@ export interface StartDaemonOptions {
   /** The stand-in's env (IMDS and endpoint variables); merged over a minimal environment. */
   env: Record<string, string>;
   args?: string[];
+  /** Node flags before the program (e.g. the systemd unit's --max-old-space-size). */
+  nodeFlags?: string[];
   onLog?: (line: LogLine) => void;
   /** Echo non-JSON output (stderr) to this function. */
   onStderr?: (text: string) => void;
@@ -45,7 +47,7 @@ export function startDaemonProcess(options: StartDaemonOptions): DaemonProcess {
     HOME: dir,
     ...options.env,
   };
-  const child = spawn(process.execPath, [DAEMON_CLI, ...(options.args ?? ["run"]), "--config", configPath], {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), DAEMON_CLI, ...(options.args ?? ["run"]), "--config", configPath], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -38,7 +38,7 @@ export class Fleet {
     private readonly signal: AbortSignal,
   ) {}
 
-  start(config: Record<string, unknown> = {}, env: Record<string, string> = {}): FleetDaemon {
+  start(config: Record<string, unknown> = {}, env: Record<string, string> = {}, nodeFlags: string[] = []): FleetDaemon {
     const id = this.daemons.length;
     const daemon: FleetDaemon = {
       id,
@@ -50,6 +50,7 @@ export class Fleet {
       process: startDaemonProcess({
         config: { ...this.stand.config, ...this.baseConfig, ...config },
         env: { ...this.stand.env, ...env },
+        nodeFlags,
         onLog: (line) => this.onLog(id, line),
       }),
     };
