@@ -1,9 +1,11 @@
 /**
  * `doc-processor check`: the seed's manual confirmations ("In this section, I confirmed: N of M completed") as a
  * checklist, one line each (✓ passed, ✗ failed or skipped after an earlier failure, – not checked), ending
- * "N of M completed". Every call stays inside the role's policy or is refused by it; the only write is one small
- * probe object in the output bucket, overwritten on every run.
+ * "N of M completed". Every call stays inside the role's policy or is refused by it, and the probes of the denied side
+ * change nothing even when a too-broad role is allowed them (src/service/denied-probes.ts); the only write is one
+ * small probe object in the output bucket, overwritten on every run.
  */
+import { randomUUID } from "node:crypto";
 import { dirname } from "node:path";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetAccessKeyInfoCommand } from "@aws-sdk/client-sts";
@@ -26,6 +28,7 @@ import type { Logger } from "../observability/logger.js";
 import { builtinOptions } from "../app.js";
 import { resolveProcessors } from "../processors/registry.js";
 import { classifyProbe, probeQueue, type ProbeResult, type QueueProbes } from "../queue/access-probe.js";
+import { PROBE_FOLDER, deniedProbes, judgeDeniedProbe, runDeniedProbe, type DeniedProbe } from "./denied-probes.js";
 
 export type { ProbeResult } from "../queue/access-probe.js";
 
@@ -38,8 +41,11 @@ export interface CheckOptions {
   out: (line: string) => void;
 }
 
-/** Folder of the probe objects, under outputPrefix in the output bucket (and the refused one in the source bucket). */
-export const PROBE_FOLDER = ".doc-processor-check";
+/** What `check` cannot probe on the instance, and where it is checked instead. */
+const NOT_PROBED = "sqs:SendMessage, sqs:PurgeQueue, sqs:SetQueueAttributes, s3:PutBucketPolicy, iam:*";
+const AUDIT_HINT = "audit with the deployer's credentials: npm run audit";
+
+export { PROBE_FOLDER };
 // An ETag no object has: a write guarded by it can never land, even when S3 authorizes it.
 const IMPOSSIBLE_ETAG = '"00000000000000000000000000000000"';
 
@@ -75,6 +81,7 @@ export async function runChecks(options: CheckOptions): Promise<number> {
   let clients: AwsClients | undefined;
   let queue: QueueLocation | undefined;
   let identity: VerifiedIdentity | undefined;
+  let outputProbeWritten = false;
   const need = (what: string, ok: boolean) => {
     if (!ok) throw new Skipped(`skipped: needs ${what}`);
   };
@@ -95,6 +102,36 @@ export async function runChecks(options: CheckOptions): Promise<number> {
     if (!v.ok) throw new CheckFailed(v.reason, v.exitCode ?? 1);
     return v.detail;
   };
+
+  // The probes of the denied side (denied-probes.ts), one line each; their never-written keys are new on every run.
+  const nonce = randomUUID();
+  function deniedSteps(): Step[] {
+    const probeOf = (index: number): DeniedProbe => {
+      const c = config!;
+      const probes = deniedProbes({
+        sourceBucket: c.sourceBucket,
+        outputBucket: c.outputBucket,
+        outputPrefix: c.outputPrefix,
+        outputProbeKey: `${c.outputPrefix}${PROBE_FOLDER}/${identity!.instanceId}.txt`,
+        nonce,
+        partition: identity!.arn.split(":")[1] || "aws",
+      });
+      return probes[index]!;
+    };
+    // The names only, for the lines skipped before the configuration is known.
+    const names = deniedProbes({ sourceBucket: "", outputBucket: "", outputPrefix: "", outputProbeKey: "", nonce, partition: "aws" });
+    return names.map((named, index) => ({
+      name: named.name,
+      run: async () => {
+        need("the expected identity", identity !== undefined);
+        const probe = probeOf(index);
+        // Without its own probe object a read of the output cannot tell an allow from a deny (both may answer 403).
+        if (probe.kind === "getObject") need("the probe object from \"write to output works\"", outputProbeWritten);
+        const v = judgeDeniedProbe(probe, await runDeniedProbe(clients!.s3, probe));
+        return verdict(v);
+      },
+    }));
+  }
 
   const steps: Step[] = [
     {
@@ -210,6 +247,7 @@ export async function runChecks(options: CheckOptions): Promise<number> {
               "Fix: the role's policy needs s3:PutObject on arn:aws:s3:::" + `${c.outputBucket}/* (statement WriteToOutput).`,
           );
         }
+        outputProbeWritten = true;
         return `wrote s3://${c.outputBucket}/${key} (overwritten on every check)`;
       },
     },
@@ -227,6 +265,7 @@ export async function runChecks(options: CheckOptions): Promise<number> {
         return verdict(judgeSourceWrite(result, `s3://${bucket}/${key}`));
       },
     },
+    ...deniedSteps(),
     {
       name: "another service is denied (sts:GetAccessKeyInfo)",
       run: async () => {
@@ -247,6 +286,11 @@ export async function runChecks(options: CheckOptions): Promise<number> {
         const probes = await probeQueue(clients!.sqs, queueUrl);
         return verdict(judgeQueueProbes(probes, queueUrl));
       },
+    },
+    {
+      name: "the queue cannot be written to or purged, bucket policies and IAM cannot be changed",
+      // No request shows these permissions without using them (a message sent, the queue emptied, a policy replaced).
+      run: async () => new NotChecked(`not checked on the instance (no harmless probe of ${NOT_PROBED}): ${AUDIT_HINT}`),
     },
   ];
 

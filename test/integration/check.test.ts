@@ -1,13 +1,14 @@
 // `doc-processor check` (the built CLI) against the stand-in: the seed's confirmations as a checklist, proven by the
 // gateway's decisions (what was asked, allowed and denied) and by the buckets and the queue afterwards.
-import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { childEnv, runCli, type CliResult } from "../helpers/cli.js";
 import { OTHER_ROLE_NAME, ROLE_NAME } from "../local/gateway/identities.js";
-import { repoPath } from "../local/iam/index.js";
+import { OVER_GRANTS, repoPath, shippedPlus, writePolicyFile } from "../local/iam/index.js";
 import {
   eventKeys,
   peekVisible,
@@ -20,7 +21,16 @@ import {
 } from "./helpers/daemon-harness.js";
 
 const SOURCE_KEY = "inbox/check-me.txt";
-const CHECKS = 11;
+const CHECKS = 17;
+/** The line for what no harmless probe can show: never run on the instance, always "–". */
+const AUDIT_LINE = "the queue cannot be written to or purged, bucket policies and IAM cannot be changed";
+const DENIED_SIDE = [
+  "reading the output is denied (s3:GetObject)",
+  "deleting in the source is denied (s3:DeleteObject)",
+  "deleting in the output is denied (s3:DeleteObject)",
+  "listing the source bucket is denied (s3:ListBucket)",
+  "listing the output bucket is denied (s3:ListBucket)",
+];
 
 function writeConfig(stand: StandIn, extra: Record<string, unknown> = {}): string {
   const file = join(mkdtempSync(join(tmpdir(), "dp-check-")), "config.json");
@@ -48,6 +58,42 @@ function line(r: CliResult, name: string): string {
   return found;
 }
 
+/**
+ * What anyone could see of the buckets and the queues, read as the stand-in's admin: every key with its ETag in both
+ * buckets, and the queue's and the DLQ's message counts. `check`'s own probe object (overwritten on every run, the
+ * documented exception) is left out.
+ */
+async function visibleState(stand: StandIn): Promise<Record<string, unknown>> {
+  const probeObject = `/.doc-processor-check/${stand.instanceId()}.txt`;
+  const listing = async (bucket: string): Promise<string[]> => {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await stand.clients.admin.s3.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) {
+        if (!`/${o.Key ?? ""}`.endsWith(probeObject)) keys.push(`${o.Key ?? ""} ${o.ETag ?? ""}`);
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return keys.sort();
+  };
+  const counts = async (queueUrl: string) =>
+    (
+      await stand.clients.admin.sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: queueUrl,
+          AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
+        }),
+      )
+    ).Attributes;
+  return {
+    source: await listing(stand.config.sourceBucket),
+    output: await listing(stand.config.outputBucket),
+    queue: await counts(stand.queue.url),
+    dlq: await counts(stand.queue.dlqUrl),
+  };
+}
+
 const s3OrSqs = (stand: StandIn, since: number) =>
   stand.decisions.slice(since).filter((d) => d.service === "s3" || d.service === "sqs");
 
@@ -69,15 +115,19 @@ describe("doc-processor check against the stand-in", () => {
     stand.serveUserKeysFromImds(undefined);
   });
 
-  it("the right role with --source-key: every line ✓, 11 of 11 completed, exit 0; nothing touched but the probe", async () => {
+  it("the right role with --source-key: every line ✓ but the audit one (–), 16 of 17 completed, exit 0; nothing touched but the probe", async () => {
     const before = await queueDepth(stand);
+    const state = await visibleState(stand);
     const since = stand.decisions.length;
     const r = await check(stand, ["--source-key", SOURCE_KEY]);
 
     expect(checklist(r), r.stdout + r.stderr).toHaveLength(CHECKS);
-    for (const l of checklist(r)) expect(l.startsWith("✓ "), l).toBe(true);
-    expect(r.stdout.trimEnd().split("\n").at(-1)).toBe(`${CHECKS} of ${CHECKS} completed`);
+    for (const l of checklist(r)) expect(l.startsWith(l.slice(2).startsWith(AUDIT_LINE) ? "– " : "✓ "), l).toBe(true);
+    expect(r.stdout.trimEnd().split("\n").at(-1)).toBe(`${CHECKS - 1} of ${CHECKS} completed`);
     expect(r.code).toBe(0);
+    for (const name of DENIED_SIDE) expect(line(r, name)).toBe(`✓ ${name}: AccessDenied 403, as it must be`);
+    expect(line(r, AUDIT_LINE)).toContain("audit with the deployer's credentials: npm run audit");
+    expect(await visibleState(stand)).toEqual(state);
     expect(line(r, "IMDSv2 is enforced")).toContain("HTTP 401");
     expect(line(r, "the caller is the expected role")).toContain(
       `arn:aws:sts::${stand.accountId}:assumed-role/${ROLE_NAME}/${stand.instanceId()}`,
@@ -97,11 +147,23 @@ describe("doc-processor check against the stand-in", () => {
         `s3:PutObject arn:aws:s3:::${stand.config.outputBucket}/.doc-processor-check/${stand.instanceId()}.txt allow`,
         `s3:PutObject arn:aws:s3:::${stand.config.sourceBucket}/.doc-processor-check/${stand.instanceId()}.txt implicit-deny`,
         `sts:GetAccessKeyInfo * implicit-deny`,
+        `s3:GetObject arn:aws:s3:::${stand.config.outputBucket}/.doc-processor-check/${stand.instanceId()}.txt implicit-deny`,
+        `s3:ListBucket arn:aws:s3:::${stand.config.sourceBucket} implicit-deny`,
+        `s3:ListBucket arn:aws:s3:::${stand.config.outputBucket} implicit-deny`,
         `sqs:ChangeMessageVisibility ${stand.queue.arn} allow`,
         `sqs:DeleteMessage ${stand.queue.arn} allow`,
       ]),
     );
     expect(role.filter((d) => d.action === "sqs:ReceiveMessage")).toEqual([]);
+    // One delete per bucket, of a key under .doc-processor-check/never-, and both refused.
+    const deletes = role.filter((d) => d.action === "s3:DeleteObject");
+    expect(deletes.map((d) => d.decision)).toEqual(["implicit-deny", "implicit-deny"]);
+    expect(deletes.map((d) => d.resource.replace(/never-[0-9a-f-]{36}$/, "never-<uuid>"))).toEqual([
+      `arn:aws:s3:::${stand.config.sourceBucket}/.doc-processor-check/never-<uuid>`,
+      `arn:aws:s3:::${stand.config.outputBucket}/.doc-processor-check/never-<uuid>`,
+    ]);
+    // Nothing the role may not do was tried beyond the probes: no SQS writes, no bucket policy, no IAM.
+    expect(role.filter((d) => /^sqs:(SendMessage|PurgeQueue|SetQueueAttributes)|^s3:PutBucketPolicy|^iam:/.test(d.action))).toEqual([]);
 
     // The probe object is in the output bucket; the queue's messages were not touched.
     const probe = await stand.clients.admin.s3.send(
@@ -122,13 +184,13 @@ describe("doc-processor check against the stand-in", () => {
     );
   });
 
-  it("without --source-key: reading is 'not checked', 10 of 11 completed, exit 0 (no check failed)", async () => {
+  it("without --source-key: reading is 'not checked', 15 of 17 completed, exit 0 (no check failed)", async () => {
     const r = await check(stand);
     const read = line(r, "read from source works");
     expect(read).toMatch(/^– /);
     expect(read).toContain("not checked: pass --source-key KEY");
-    expect(checklist(r).filter((l) => l.startsWith("✓ "))).toHaveLength(CHECKS - 1);
-    expect(r.stdout.trimEnd().split("\n").at(-1)).toBe(`${CHECKS - 1} of ${CHECKS} completed`);
+    expect(checklist(r).filter((l) => l.startsWith("✓ "))).toHaveLength(CHECKS - 2);
+    expect(r.stdout.trimEnd().split("\n").at(-1)).toBe(`${CHECKS - 2} of ${CHECKS} completed`);
     expect(r.code).toBe(0);
   });
 
@@ -138,7 +200,7 @@ describe("doc-processor check against the stand-in", () => {
     expect(read).toMatch(/^✗ /);
     expect(read).toContain("AccessDenied");
     expect(read).toContain("without s3:ListBucket");
-    expect(r.stdout).toContain(`${CHECKS - 1} of ${CHECKS} completed`);
+    expect(r.stdout).toContain(`${CHECKS - 2} of ${CHECKS} completed`);
     expect(r.code).toBe(1);
   });
 
@@ -153,7 +215,7 @@ describe("doc-processor check against the stand-in", () => {
     expect(identity).toContain(`the role ${OTHER_ROLE_NAME}, but this daemon expects ${ROLE_NAME}`);
     expect(identity).toContain("Actions > Security > Modify IAM role");
     expect(identity).not.toContain("refusing to start");
-    for (const name of ["read from source works", "write to output works", "write to source is denied", "the queue can be consumed"]) {
+    for (const name of ["read from source works", "write to output works", "write to source is denied", ...DENIED_SIDE, "the queue can be consumed"]) {
       expect(line(r, name)).toContain("skipped: needs the expected identity");
     }
     expect(r.stdout).toContain(`5 of ${CHECKS} completed`);
@@ -263,5 +325,65 @@ describe("doc-processor check with a role broader than its policy", () => {
     const events = (await peekVisible(stand)).flatMap((m) => (JSON.parse(m.Body ?? "{}") as { Records?: unknown }).Records ? eventKeys(m) : []);
     expect(events).not.toContain(probeKey);
     expect(line(r, "write to source is denied")).toContain("only the If-Match guard stopped the write, so nothing was written");
+  });
+});
+
+describe("doc-processor check with the over-granted role of issue 13", () => {
+  // The shipped policy plus s3:DeleteObject and s3:ListBucket on the source, s3:GetObject and s3:DeleteObject on the
+  // output, sqs:SendMessage and sqs:PurgeQueue on the queue: the old check passed it 11 of 11.
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ rolePolicyFile: writePolicyFile("over-granted", shippedPlus(OVER_GRANTS)) });
+    await upload(h.stand, [{ key: SOURCE_KEY, body: "a document to read\n" }]);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("✗ for each extra permission a harmless probe can show, the queue writes left to the audit, exit 1; nothing changed", async () => {
+    const { stand } = h;
+    // A check on a fresh stand-in first, so that the probe object exists and "before" is what a second run sees.
+    await check(stand, ["--source-key", SOURCE_KEY]);
+    const before = await visibleState(stand);
+    const since = stand.decisions.length;
+    const r = await check(stand, ["--source-key", SOURCE_KEY]);
+
+    const extra = {
+      "reading the output is denied (s3:GetObject)": `s3:GetObject on arn:aws:s3:::${stand.config.outputBucket}/.doc-processor-check/${stand.instanceId()}.txt`,
+      "deleting in the source is denied (s3:DeleteObject)": `s3:DeleteObject on arn:aws:s3:::${stand.config.sourceBucket}/.doc-processor-check/never-`,
+      "deleting in the output is denied (s3:DeleteObject)": `s3:DeleteObject on arn:aws:s3:::${stand.config.outputBucket}/.doc-processor-check/never-`,
+      "listing the source bucket is denied (s3:ListBucket)": `s3:ListBucket on arn:aws:s3:::${stand.config.sourceBucket}`,
+    };
+    for (const [name, grant] of Object.entries(extra)) {
+      const l = line(r, name);
+      expect(l).toMatch(/^✗ /);
+      expect(l).toContain(`the role may use ${grant}`);
+      expect(l).toContain(`Fix: remove ${grant}`);
+    }
+    // Not granted, so still refused.
+    expect(line(r, "listing the output bucket is denied (s3:ListBucket)")).toMatch(/^✓ .*AccessDenied/);
+    // SendMessage and PurgeQueue have no harmless probe: left to the audit, not a failure and not a pass.
+    expect(line(r, AUDIT_LINE)).toMatch(/^– .*sqs:SendMessage, sqs:PurgeQueue.*audit with the deployer's credentials: npm run audit/);
+    for (const name of ["read from source works", "write to output works", "write to source is denied", "the queue can be consumed"]) {
+      expect(line(r, name)).toMatch(/^✓ /);
+    }
+    expect(r.stdout.trimEnd().split("\n").at(-1)).toBe(`12 of ${CHECKS} completed`);
+    expect(r.code).toBe(1);
+
+    // The gateway really authorized the deletes, the read and the listing...
+    const decided = roleDecisions(stand)
+      .filter((d) => stand.decisions.indexOf(d) >= since)
+      .map((d) => `${d.operation} ${d.action} ${d.resource.replace(/never-[0-9a-f-]{36}$/, "never-<uuid>")} ${d.decision}`);
+    expect(decided).toEqual(
+      expect.arrayContaining([
+        `GetObject s3:GetObject arn:aws:s3:::${stand.config.outputBucket}/.doc-processor-check/${stand.instanceId()}.txt allow`,
+        `DeleteObject s3:DeleteObject arn:aws:s3:::${stand.config.sourceBucket}/.doc-processor-check/never-<uuid> allow`,
+        `DeleteObject s3:DeleteObject arn:aws:s3:::${stand.config.outputBucket}/.doc-processor-check/never-<uuid> allow`,
+        `ListObjectsV2 s3:ListBucket arn:aws:s3:::${stand.config.sourceBucket} allow`,
+      ]),
+    );
+    expect(decided.filter((d) => /sqs:(SendMessage|PurgeQueue)/.test(d))).toEqual([]);
+    // ...and still nothing in either bucket or the queue changed.
+    expect(await visibleState(stand)).toEqual(before);
   });
 });

@@ -130,7 +130,7 @@ describe("every permission is used: what the gateway authorized for the role vs 
 
     // Phase 3: the operator's commands.
     const checked = await cli(stand, ["check", "--config", configFile(stand), "--source-key", "lp/notes.txt"]);
-    expect(checked.stdout.trimEnd().split("\n").at(-1), checked.stdout + checked.stderr).toBe("11 of 11 completed");
+    expect(checked.stdout.trimEnd().split("\n").at(-1), checked.stdout + checked.stderr).toBe("16 of 17 completed");
     const processed = await cli(stand, ["process", "--config", configFile(stand), "lp/notes.txt"]);
     expect(processed.code, processed.stdout + processed.stderr).toBe(0);
 

@@ -48,14 +48,32 @@ export function isIncidental(d: DecisionLike): boolean {
   return d.action === "s3:ListBucket" && (d.operation === "GetObject" || d.operation === "HeadObject");
 }
 
-/** `doc-processor check`'s deliberate probes of what must be denied (README "The two commands", lines 9 and 10). */
+/**
+ * `doc-processor check`'s deliberate probes of what must be denied (README "Commands"; src/service/denied-probes.ts).
+ * Matched by the probes' own keys (…/.doc-processor-check/…), so a request of the daemon's never hides behind one; the
+ * output bucket is recognised as "not the source" (the probe object lives under outputPrefix).
+ */
 export function checkProbes(sourceBucket: string): ExpectedDenial[] {
+  const inSource = (resource: string) => resource.startsWith(`arn:aws:s3:::${sourceBucket}/`) || resource === `arn:aws:s3:::${sourceBucket}`;
   return [
     {
-      why: "check line 9: an If-Match-guarded write to the source must be denied",
+      why: "check: an If-Match-guarded write to the source must be denied",
       matches: (d) => d.action === "s3:PutObject" && d.resource.startsWith(`arn:aws:s3:::${sourceBucket}/.doc-processor-check/`),
     },
-    { why: "check line 10: another service (sts:GetAccessKeyInfo) must be denied", matches: (d) => d.action === "sts:GetAccessKeyInfo" },
+    {
+      why: "check: reading the output (one byte of check's own probe object) must be denied",
+      matches: (d) => d.operation === "GetObject" && d.action === "s3:GetObject" && !inSource(d.resource) && d.resource.includes("/.doc-processor-check/"),
+    },
+    {
+      why: "check: deleting a never-written key in either bucket must be denied",
+      matches: (d) => d.operation === "DeleteObject" && d.action === "s3:DeleteObject" && d.resource.includes("/.doc-processor-check/never-"),
+    },
+    {
+      // The daemon never lists; ListObjectsV2 (max-keys 0) is checked as s3:ListBucket on the bucket.
+      why: "check: listing either bucket must be denied",
+      matches: (d) => d.operation === "ListObjectsV2" && d.action === "s3:ListBucket",
+    },
+    { why: "check: another service (sts:GetAccessKeyInfo) must be denied", matches: (d) => d.action === "sts:GetAccessKeyInfo" },
   ];
 }
 

@@ -1,5 +1,9 @@
 // The judgements behind `check`'s permission lines: which answers prove a check, and which fail it (and why).
-import { describe, expect, it } from "vitest";
+import { Readable } from "node:stream";
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import { sdkStreamMixin } from "@smithy/core/serde";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterEach, describe, expect, it } from "vitest";
 import { ExitCode } from "../../../src/errors.js";
 import {
   expiryDetail,
@@ -10,6 +14,7 @@ import {
   judgeTokenlessStatus,
   type ProbeResult,
 } from "../../../src/service/check.js";
+import { deniedProbes, judgeDeniedProbe, runDeniedProbe, type DeniedProbe } from "../../../src/service/denied-probes.js";
 
 const sdkError = (name: string, status: number, message = name): ProbeResult => ({
   ok: false,
@@ -147,5 +152,145 @@ describe("expiryDetail (the credentials line)", () => {
 
   it("without any expiry", () => {
     expect(expiryDetail(keys, now)).toBe("no expiry");
+  });
+});
+
+describe("the probes of the denied side (S3, through aws-sdk-client-mock)", () => {
+  const s3Mock = mockClient(S3Client);
+  const s3 = new S3Client({ region: "us-east-1", credentials: { accessKeyId: "ASIAX", secretAccessKey: "s" } });
+  afterEach(() => {
+    s3Mock.reset();
+  });
+  const probes = deniedProbes({
+    sourceBucket: "src",
+    outputBucket: "out",
+    outputPrefix: "processed/",
+    outputProbeKey: "processed/.doc-processor-check/i-1.txt",
+    nonce: "n0nce",
+    partition: "aws",
+  });
+  const byName = (start: string): DeniedProbe => probes.find((p) => p.name.startsWith(start))!;
+  const s3Error = (name: string, status: number | undefined) =>
+    new S3ServiceException({ name, $fault: status !== undefined && status >= 500 ? "server" : "client", $metadata: status === undefined ? {} : { httpStatusCode: status }, message: name });
+  const oneByte = () => ({ Body: sdkStreamMixin(Readable.from([Buffer.from("d")])), ContentRange: "bytes 0-0/40" });
+
+  // Each probe: how it is sent, what an allowed answer looks like, and the permission its ✗ line must name.
+  const cases = [
+    {
+      line: "reading the output",
+      command: GetObjectCommand,
+      allow: () => s3Mock.on(GetObjectCommand).resolves(oneByte()),
+      permission: "s3:GetObject on arn:aws:s3:::out/processed/.doc-processor-check/i-1.txt",
+      input: { Bucket: "out", Key: "processed/.doc-processor-check/i-1.txt", Range: "bytes=0-0" },
+    },
+    {
+      line: "deleting in the source",
+      command: DeleteObjectCommand,
+      allow: () => s3Mock.on(DeleteObjectCommand).resolves({ $metadata: { httpStatusCode: 204 } }),
+      permission: "s3:DeleteObject on arn:aws:s3:::src/.doc-processor-check/never-n0nce",
+      input: { Bucket: "src", Key: ".doc-processor-check/never-n0nce" },
+    },
+    {
+      line: "deleting in the output",
+      command: DeleteObjectCommand,
+      allow: () => s3Mock.on(DeleteObjectCommand).resolves({ $metadata: { httpStatusCode: 204 } }),
+      permission: "s3:DeleteObject on arn:aws:s3:::out/processed/.doc-processor-check/never-n0nce",
+      input: { Bucket: "out", Key: "processed/.doc-processor-check/never-n0nce" },
+    },
+    {
+      line: "listing the source bucket",
+      command: ListObjectsV2Command,
+      allow: () => s3Mock.on(ListObjectsV2Command).resolves({ KeyCount: 0 }),
+      permission: "s3:ListBucket on arn:aws:s3:::src",
+      input: { Bucket: "src", MaxKeys: 0, Prefix: ".doc-processor-check/never-n0nce" },
+    },
+    {
+      line: "listing the output bucket",
+      command: ListObjectsV2Command,
+      allow: () => s3Mock.on(ListObjectsV2Command).resolves({ KeyCount: 0 }),
+      permission: "s3:ListBucket on arn:aws:s3:::out",
+      input: { Bucket: "out", MaxKeys: 0, Prefix: "processed/.doc-processor-check/never-n0nce" },
+    },
+  ] as const;
+
+  it("one probe per line, in checklist order", () => {
+    expect(probes.map((p) => p.name)).toEqual([
+      "reading the output is denied (s3:GetObject)",
+      "deleting in the source is denied (s3:DeleteObject)",
+      "deleting in the output is denied (s3:DeleteObject)",
+      "listing the source bucket is denied (s3:ListBucket)",
+      "listing the output bucket is denied (s3:ListBucket)",
+    ]);
+  });
+
+  describe.each(cases)("$line", ({ line, command, allow, permission, input }) => {
+    const probe = byName(line);
+
+    it("sends only the harmless form (max-keys 0, a never-written key, one byte of check's own object)", async () => {
+      allow();
+      await runDeniedProbe(s3, probe);
+      const calls = s3Mock.calls();
+      expect(calls).toHaveLength(1);
+      expect(calls[0]!.args[0]).toBeInstanceOf(command);
+      expect(calls[0]!.args[0].input).toEqual(input);
+    });
+
+    it("an allowed answer is ✗ naming the permission, its resource and the fix", async () => {
+      allow();
+      const v = judgeDeniedProbe(probe, await runDeniedProbe(s3, probe));
+      expect(v.ok).toBe(false);
+      expect(!v.ok && v.reason).toContain(`the role may use ${permission}`);
+      expect(!v.ok && v.reason).toContain(`Fix: remove ${permission} from the role's policies`);
+    });
+
+    it("AccessDenied is ✓", async () => {
+      s3Mock.onAnyCommand().rejects(s3Error("AccessDenied", 403));
+      expect(judgeDeniedProbe(probe, await runDeniedProbe(s3, probe))).toEqual({ ok: true, detail: "AccessDenied 403, as it must be" });
+    });
+
+    it.each([
+      ["no answer at all (connection refused)", Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" }), "S3 did not answer"],
+      ["a server error", s3Error("InternalError", 500), "S3 answered InternalError 500"],
+      ["throttling", s3Error("SlowDown", 503), "S3 answered SlowDown 503"],
+      ["a missing bucket", s3Error("NoSuchBucket", 404), "S3 answered NoSuchBucket 404"],
+      ["an authentication failure (not a policy decision)", s3Error("InvalidAccessKeyId", 403), "S3 answered InvalidAccessKeyId 403"],
+    ])("%s: ✗ could not check, claiming neither allow nor deny", async (_what, error, cause) => {
+      s3Mock.onAnyCommand().rejects(error);
+      const v = judgeDeniedProbe(probe, await runDeniedProbe(s3, probe));
+      expect(v.ok).toBe(false);
+      expect(!v.ok && v.reason).toMatch(/^could not check: /);
+      expect(!v.ok && v.reason).toContain(cause);
+      expect(!v.ok && v.reason).not.toContain("the role may use");
+    });
+  });
+
+  it.each([
+    ["InvalidRange", 416],
+    ["NoSuchKey", 404],
+    ["PreconditionFailed", 412],
+  ])("reading the output: %s is an answer S3 gives only once authorized, so ✗", async (name, status) => {
+    s3Mock.on(GetObjectCommand).rejects(s3Error(name, status));
+    const probe = byName("reading the output");
+    const v = judgeDeniedProbe(probe, await runDeniedProbe(s3, probe));
+    expect(!v.ok && v.reason).toContain("S3 authorized it");
+  });
+
+  it("the never-written keys and the listing prefix are new with every nonce", () => {
+    const again = deniedProbes({
+      sourceBucket: "src",
+      outputBucket: "out",
+      outputPrefix: "",
+      outputProbeKey: ".doc-processor-check/i-1.txt",
+      nonce: "other",
+      partition: "aws-cn",
+    });
+    expect(again.map((p) => p.key)).toEqual([
+      ".doc-processor-check/i-1.txt",
+      ".doc-processor-check/never-other",
+      ".doc-processor-check/never-other",
+      ".doc-processor-check/never-other",
+      ".doc-processor-check/never-other",
+    ]);
+    expect(again[0]!.resource).toBe("arn:aws-cn:s3:::out/.doc-processor-check/i-1.txt");
   });
 });
