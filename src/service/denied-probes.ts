@@ -42,6 +42,8 @@ export interface DeniedProbe {
   /** The IAM action that must be denied, and the resource it is asked on. */
   permission: string;
   resource: string;
+  /** The grant the fix names: the bucket's ARN, or its objects' (bucket/*), which covers any key's. */
+  grant: string;
   bucket: string;
   key: string;
   /** What the probe sends, as the operator reads it. */
@@ -76,6 +78,7 @@ export function deniedProbes(t: DeniedProbeTargets): DeniedProbe[] {
       name: "reading the output is denied (s3:GetObject)",
       permission: "s3:GetObject",
       resource: objectArn(t.outputBucket, t.outputProbeKey),
+      grant: objectArn(t.outputBucket, "*"),
       bucket: t.outputBucket,
       key: t.outputProbeKey,
       request: `GetObject s3://${t.outputBucket}/${t.outputProbeKey} (Range bytes=0-0, check's own probe object)`,
@@ -85,6 +88,7 @@ export function deniedProbes(t: DeniedProbeTargets): DeniedProbe[] {
       name: "deleting in the source is denied (s3:DeleteObject)",
       permission: "s3:DeleteObject",
       resource: objectArn(t.sourceBucket, sourceNever),
+      grant: objectArn(t.sourceBucket, "*"),
       bucket: t.sourceBucket,
       key: sourceNever,
       request: `DeleteObject s3://${t.sourceBucket}/${sourceNever} (a key never written)`,
@@ -94,6 +98,7 @@ export function deniedProbes(t: DeniedProbeTargets): DeniedProbe[] {
       name: "deleting in the output is denied (s3:DeleteObject)",
       permission: "s3:DeleteObject",
       resource: objectArn(t.outputBucket, outputNever),
+      grant: objectArn(t.outputBucket, "*"),
       bucket: t.outputBucket,
       key: outputNever,
       request: `DeleteObject s3://${t.outputBucket}/${outputNever} (a key never written)`,
@@ -103,6 +108,7 @@ export function deniedProbes(t: DeniedProbeTargets): DeniedProbe[] {
       name: "listing the source bucket is denied (s3:ListBucket)",
       permission: "s3:ListBucket",
       resource: bucketArn(t.sourceBucket),
+      grant: bucketArn(t.sourceBucket),
       bucket: t.sourceBucket,
       key: sourceNever,
       request: `ListObjectsV2 s3://${t.sourceBucket} (max-keys 0, prefix ${sourceNever})`,
@@ -112,6 +118,7 @@ export function deniedProbes(t: DeniedProbeTargets): DeniedProbe[] {
       name: "listing the output bucket is denied (s3:ListBucket)",
       permission: "s3:ListBucket",
       resource: bucketArn(t.outputBucket),
+      grant: bucketArn(t.outputBucket),
       bucket: t.outputBucket,
       key: outputNever,
       request: `ListObjectsV2 s3://${t.outputBucket} (max-keys 0, prefix ${outputNever})`,
@@ -197,7 +204,8 @@ export function judgeDeniedProbe(probe: DeniedProbe, result: ProbeResult): Denie
       ok: false,
       reason:
         `the role may use ${probe.permission} on ${probe.resource}: ${probe.request} was not refused, ${how} ` +
-        `(${HARMLESS[probe.kind]}).\nFix: remove ${probe.permission} on ${probe.resource} from the role's policies: ` +
+        `(${HARMLESS[probe.kind]}).\nFix: remove ${probe.permission} on ${probe.grant} (or whichever resource pattern ` +
+        "covers it) from the role's policies: " +
         "EC2DocumentProcessorRole needs only DocumentProcessorS3Access as shipped (s3:GetObject on the source's objects, " +
         "s3:PutObject on the output's); npm run audit, with the deployer's credentials, names the statement.",
     };

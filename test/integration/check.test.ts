@@ -348,17 +348,19 @@ describe("doc-processor check with the over-granted role of issue 13", () => {
     const since = stand.decisions.length;
     const r = await check(stand, ["--source-key", SOURCE_KEY]);
 
-    const extra = {
-      "reading the output is denied (s3:GetObject)": `s3:GetObject on arn:aws:s3:::${stand.config.outputBucket}/.doc-processor-check/${stand.instanceId()}.txt`,
-      "deleting in the source is denied (s3:DeleteObject)": `s3:DeleteObject on arn:aws:s3:::${stand.config.sourceBucket}/.doc-processor-check/never-`,
-      "deleting in the output is denied (s3:DeleteObject)": `s3:DeleteObject on arn:aws:s3:::${stand.config.outputBucket}/.doc-processor-check/never-`,
-      "listing the source bucket is denied (s3:ListBucket)": `s3:ListBucket on arn:aws:s3:::${stand.config.sourceBucket}`,
-    };
-    for (const [name, grant] of Object.entries(extra)) {
+    const { sourceBucket, outputBucket } = stand.config;
+    // The line, the permission on the probed resource, and the grant the fix names.
+    const extra = [
+      ["reading the output is denied (s3:GetObject)", `s3:GetObject on arn:aws:s3:::${outputBucket}/.doc-processor-check/${stand.instanceId()}.txt`, `s3:GetObject on arn:aws:s3:::${outputBucket}/*`],
+      ["deleting in the source is denied (s3:DeleteObject)", `s3:DeleteObject on arn:aws:s3:::${sourceBucket}/.doc-processor-check/never-`, `s3:DeleteObject on arn:aws:s3:::${sourceBucket}/*`],
+      ["deleting in the output is denied (s3:DeleteObject)", `s3:DeleteObject on arn:aws:s3:::${outputBucket}/.doc-processor-check/never-`, `s3:DeleteObject on arn:aws:s3:::${outputBucket}/*`],
+      ["listing the source bucket is denied (s3:ListBucket)", `s3:ListBucket on arn:aws:s3:::${sourceBucket}`, `s3:ListBucket on arn:aws:s3:::${sourceBucket}`],
+    ] as const;
+    for (const [name, used, grant] of extra) {
       const l = line(r, name);
       expect(l).toMatch(/^✗ /);
-      expect(l).toContain(`the role may use ${grant}`);
-      expect(l).toContain(`Fix: remove ${grant}`);
+      expect(l).toContain(`the role may use ${used}`);
+      expect(l).toContain(`Fix: remove ${grant} (or whichever resource pattern covers it) from the role's policies`);
     }
     // Not granted, so still refused.
     expect(line(r, "listing the output bucket is denied (s3:ListBucket)")).toMatch(/^✓ .*AccessDenied/);

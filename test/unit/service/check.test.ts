@@ -181,6 +181,7 @@ describe("the probes of the denied side (S3, through aws-sdk-client-mock)", () =
       command: GetObjectCommand,
       allow: () => s3Mock.on(GetObjectCommand).resolves(oneByte()),
       permission: "s3:GetObject on arn:aws:s3:::out/processed/.doc-processor-check/i-1.txt",
+      fix: "s3:GetObject on arn:aws:s3:::out/*",
       input: { Bucket: "out", Key: "processed/.doc-processor-check/i-1.txt", Range: "bytes=0-0" },
     },
     {
@@ -188,6 +189,7 @@ describe("the probes of the denied side (S3, through aws-sdk-client-mock)", () =
       command: DeleteObjectCommand,
       allow: () => s3Mock.on(DeleteObjectCommand).resolves({ $metadata: { httpStatusCode: 204 } }),
       permission: "s3:DeleteObject on arn:aws:s3:::src/.doc-processor-check/never-n0nce",
+      fix: "s3:DeleteObject on arn:aws:s3:::src/*",
       input: { Bucket: "src", Key: ".doc-processor-check/never-n0nce" },
     },
     {
@@ -195,6 +197,7 @@ describe("the probes of the denied side (S3, through aws-sdk-client-mock)", () =
       command: DeleteObjectCommand,
       allow: () => s3Mock.on(DeleteObjectCommand).resolves({ $metadata: { httpStatusCode: 204 } }),
       permission: "s3:DeleteObject on arn:aws:s3:::out/processed/.doc-processor-check/never-n0nce",
+      fix: "s3:DeleteObject on arn:aws:s3:::out/*",
       input: { Bucket: "out", Key: "processed/.doc-processor-check/never-n0nce" },
     },
     {
@@ -202,6 +205,7 @@ describe("the probes of the denied side (S3, through aws-sdk-client-mock)", () =
       command: ListObjectsV2Command,
       allow: () => s3Mock.on(ListObjectsV2Command).resolves({ KeyCount: 0 }),
       permission: "s3:ListBucket on arn:aws:s3:::src",
+      fix: "s3:ListBucket on arn:aws:s3:::src",
       input: { Bucket: "src", MaxKeys: 0, Prefix: ".doc-processor-check/never-n0nce" },
     },
     {
@@ -209,6 +213,7 @@ describe("the probes of the denied side (S3, through aws-sdk-client-mock)", () =
       command: ListObjectsV2Command,
       allow: () => s3Mock.on(ListObjectsV2Command).resolves({ KeyCount: 0 }),
       permission: "s3:ListBucket on arn:aws:s3:::out",
+      fix: "s3:ListBucket on arn:aws:s3:::out",
       input: { Bucket: "out", MaxKeys: 0, Prefix: "processed/.doc-processor-check/never-n0nce" },
     },
   ] as const;
@@ -223,7 +228,7 @@ describe("the probes of the denied side (S3, through aws-sdk-client-mock)", () =
     ]);
   });
 
-  describe.each(cases)("$line", ({ line, command, allow, permission, input }) => {
+  describe.each(cases)("$line", ({ line, command, allow, permission, fix, input }) => {
     const probe = byName(line);
 
     it("sends only the harmless form (max-keys 0, a never-written key, one byte of check's own object)", async () => {
@@ -240,7 +245,7 @@ describe("the probes of the denied side (S3, through aws-sdk-client-mock)", () =
       const v = judgeDeniedProbe(probe, await runDeniedProbe(s3, probe));
       expect(v.ok).toBe(false);
       expect(!v.ok && v.reason).toContain(`the role may use ${permission}`);
-      expect(!v.ok && v.reason).toContain(`Fix: remove ${permission} from the role's policies`);
+      expect(!v.ok && v.reason).toContain(`Fix: remove ${fix} (or whichever resource pattern covers it) from the role's policies`);
     });
 
     it("AccessDenied is ✓", async () => {
