@@ -1,21 +1,24 @@
 // PDF extraction figures: pages per second on one core, and memory for the largest PDF the text processor accepts
 // (maxBufferedBytes). Prints figures only, asserts nothing. Run after a build (the extractor is dist's):
-//   npm run build && npx tsx test/bench/pdf-bench.ts [--pages 2000] [--max-mib 32] [--memory-mib 192] [--semi-space-mib 2]
+//   npm run build && npx tsx test/bench/pdf-bench.ts [--pages 2000] [--max-mib 32] [--memory-mib N (default: the config's extractionMemoryBytes)] [--semi-space-mib 2]
 // The figures depend on the machine (and on a t2.micro, on its CPU credits): run it where the daemon runs.
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { configSchema } from "../../src/config/schema.js";
 import { residentBytes } from "../../src/processors/builtin/text/child.js";
 import { ExtractionHost } from "../../src/processors/builtin/text/host.js";
 import { extractPdf } from "../../src/processors/builtin/text/pdf.js";
 import { makePdf } from "../fixtures/documents/build.js";
 
 const MiB = 1024 * 1024;
+// The daemon's default ceiling, from the one place defaults live.
+const DEFAULT_MEMORY_MIB = String(configSchema.shape.extractionMemoryBytes.parse(undefined) / MiB);
 const { values } = parseArgs({
   options: {
     pages: { type: "string", default: "2000" },
     "max-mib": { type: "string", default: "32" },
-    "memory-mib": { type: "string", default: "192" },
+    "memory-mib": { type: "string", default: DEFAULT_MEMORY_MIB },
     "semi-space-mib": { type: "string", default: "2" },
   },
 });

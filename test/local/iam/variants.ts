@@ -10,8 +10,8 @@ import { statementsOf } from "./validate.js";
 export const SHIPPED_POLICY_FILE = repoPath("scripts", "iam", "DocumentProcessorS3Access.json");
 
 /**
- * The over-grant of issue 13: with these, the role still passes `doc-processor check` 11 of 11 and validate-role.sh
- * 5 of 5, yet may list and delete in the source, read and delete in the output, and send to and purge the queue.
+ * The over-grant of issue 13: with these, the role passed the former `doc-processor check` (11 of 11) and still passes
+ * validate-role.sh 5 of 5, yet may list and delete in the source, read and delete in the output, and send to and purge the queue.
  */
 export const OVER_GRANTS: readonly PolicyStatement[] = [
   { Sid: "ExtraSourceObjects", Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::${SourceBucket}/*" },
