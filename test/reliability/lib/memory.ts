@@ -349,6 +349,8 @@ export function createMemoryLimit(options: MemoryLimitOptions): MemoryLimit {
 export class RssSampler {
   current = 0;
   peak = 0;
+  /** Processes seen by the last sample. */
+  processes = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #windows = new Set<{ peak: number; samples: number[] }>();
 
@@ -370,13 +372,16 @@ export class RssSampler {
   sample(): number {
     let total = 0;
     let hwm = 0;
+    let processes = 0;
     for (const pid of this.pids()) {
       const m = rssOf(pid);
       if (m === undefined) continue;
       total += m.rss;
       hwm = Math.max(hwm, m.hwm);
+      processes += 1;
     }
     this.current = total;
+    this.processes = processes;
     this.peak = Math.max(this.peak, total, hwm);
     for (const w of this.#windows) {
       w.peak = Math.max(w.peak, total);
