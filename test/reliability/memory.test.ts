@@ -100,6 +100,7 @@ describe("the unit's limits", () => {
     expect(unit.memoryMaxBytes).toBe(512 * MiB);
     expect(["continue", "stop", "kill"]).toContain(unit.oomPolicy);
     expect(unit.nodeFlags.some((f) => f.startsWith("--max-old-space-size="))).toBe(true);
+    expect(unit.environment["GLIBC_TUNABLES"]).toMatch(/^glibc\.malloc\.mmap_threshold=\d+$/);
   });
 
   it("reads a unit's memory settings, OOM policy (default stop), restart delay and Node flags", () => {
@@ -118,8 +119,11 @@ describe("the unit's limits", () => {
         oomPolicy: "stop",
         restartMs: 10_000,
         nodeFlags: ["--max-old-space-size=320", "--max-semi-space-size=2"],
+        environment: {},
       });
       expect(readUnitLimits(unit(`${exec}\nMemoryMax=1G\nOOMPolicy=continue`))).toMatchObject({ oomPolicy: "continue", restartMs: 100 });
+      expect(readUnitLimits(unit(`${exec}\nMemoryMax=1G\nEnvironment=A=1 B=x=y\nEnvironment=C=`)).environment).toEqual({ A: "1", B: "x=y", C: "" });
+      expect(() => readUnitLimits(unit(`${exec}\nMemoryMax=1G\nEnvironment="A=1 2"`))).toThrow(/unsupported Environment/);
       expect(() => readUnitLimits(unit(exec))).toThrow(/MemoryMax/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -15,12 +15,9 @@ import { kill9 } from "./scenarios/kill9.scenario.js";
 import { poison } from "./scenarios/poison.scenario.js";
 import { sigterm } from "./scenarios/sigterm.scenario.js";
 
-const SCENARIOS: readonly Scenario[] = [kill9, faults, credentials, poison, sigterm];
-/**
- * Run only when --only names them. hostile: fails on today's daemon (extraction in a worker thread shares the
- * daemon's memory); it joins SCENARIOS once extraction is isolated.
- */
-const OPT_IN: readonly Scenario[] = [hostile];
+const SCENARIOS: readonly Scenario[] = [kill9, faults, credentials, poison, sigterm, hostile];
+/** Run only when --only names them (none today: a scenario waits here while the daemon cannot pass it yet). */
+const OPT_IN: readonly Scenario[] = [];
 const ALL: readonly Scenario[] = [...SCENARIOS, ...OPT_IN];
 /** After a scenario's budget, how long its cleanup may take before the runner gives up on it. */
 const CLEANUP_GRACE_MS = 30_000;

@@ -1,5 +1,5 @@
 // What the shipped systemd unit imposes on the daemon, read from systemd/doc-processor.service itself so a scenario
-// runs the daemon as production does: its memory limits, its OOM policy, its restart delay and its Node flags (read
+// runs the daemon as production does: its memory limits, its OOM policy, its restart delay, its Node flags and its environment (read
 // from ExecStart as test/bench/workload.ts's unitNodeFlags does, here from any unit file).
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -19,6 +19,8 @@ export interface UnitLimits {
   restartMs: number;
   /** The Node flags of ExecStart (heap and young-generation limits). */
   nodeFlags: string[];
+  /** Environment= assignments (NAME=value, unquoted), such as the allocator's tunables. */
+  environment: Record<string, string>;
 }
 
 const SIZE_UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
@@ -61,6 +63,14 @@ export function readUnitLimits(path = UNIT_FILE): UnitLimits {
   const end = rest.findIndex((token) => !token.startsWith("--"));
   const nodeFlags = rest.slice(0, end === -1 ? rest.length : end);
   if (nodeFlags.length === 0) throw new Error(`ExecStart in ${path} passes no Node flags: ${exec}`);
+  const environment: Record<string, string> = {};
+  for (const m of text.matchAll(/^Environment=(.*)$/gm)) {
+    for (const assignment of m[1]!.trim().split(/\s+/)) {
+      const eq = assignment.indexOf("=");
+      if (eq <= 0 || /["']/.test(assignment)) throw new Error(`${path}: unsupported Environment= value: ${assignment}`);
+      environment[assignment.slice(0, eq)] = assignment.slice(eq + 1);
+    }
+  }
   return {
     memoryMaxBytes,
     memoryHighBytes: high === undefined ? undefined : parseSystemdSize(high),
@@ -68,5 +78,6 @@ export function readUnitLimits(path = UNIT_FILE): UnitLimits {
     oomPolicy: policy,
     restartMs: restart === undefined ? 100 : parseSeconds(restart),
     nodeFlags,
+    environment,
   };
 }

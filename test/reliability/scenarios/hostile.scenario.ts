@@ -144,7 +144,7 @@ class Supervisor {
   }
 
   #spawn(): FleetDaemon {
-    const daemon = this.rig.fleet.start(this.config, {}, this.unit.nodeFlags);
+    const daemon = this.rig.fleet.start(this.config, this.unit.environment, this.unit.nodeFlags);
     // At once, before the event loop turns: the process has not yet done anything worth charging elsewhere, and
     // whatever it forks from now on is born in the group.
     try {

@@ -188,6 +188,8 @@ describe("the unit agrees with the daemon and the bootstrap", () => {
     expect(max).toBeLessThanOrEqual(512);
     // An OOM kill of the extraction child (oom_score_adj 1000) must not stop the service.
     expect(get("OOMPolicy")).toBe("continue");
+    // A fixed mmap threshold: freed document buffers go back to the system (see the unit's comment).
+    expect(get("Environment")).toBe("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072");
   });
 
   it("keeps what the daemon needs in the sandbox: network, the notify socket, writable executable memory for V8", () => {
