@@ -165,5 +165,6 @@ echo "sha256:  $sha"
 echo "size:    $(human "$(stat -c %s "$path")") compressed, $(human "$(du -sb "$stage" | cut -f1)") unpacked," \
   "of which node_modules $(human "$(du -sb "$stage/node_modules" | cut -f1)")"
 echo "largest in node_modules (unpacked):"
-du -sb "$stage"/node_modules/* | sort -rn | head -5 |
+# sed, not head: head exits after 5 lines, and under pipefail sort's SIGPIPE would fail the build (exit 141).
+du -sb "$stage"/node_modules/* | sort -rn | sed -n '1,5p' |
   while IFS=$'\t' read -r bytes dir; do printf '  %9s  %s\n' "$(human "$bytes")" "${dir#"$stage"/}"; done
