@@ -4,7 +4,7 @@
 // can, so that the parse itself (and the memory it takes) is what is tested. The generic builders (makeZip,
 // zipBombDocx, flateBombPdf) are the unit tests' own, from test/fixtures/documents/build.ts.
 import { constants, crc32, deflateRawSync } from "node:zlib";
-import { flateBombPdf, makeZip, zipBombDocx, type ZipEntry } from "../../fixtures/documents/build.js";
+import { CONTENT_TYPES, flateBombPdf, makeZip, ROOT_RELS, zipBombDocx, type ZipEntry } from "../../fixtures/documents/build.js";
 import type { Rng } from "../lib/random.js";
 
 const KiB = 1024;
@@ -170,20 +170,6 @@ function cycled(distinct: readonly Buffer[], bytes: number): Buffer[] {
 
 // ---------- DOCX ----------
 
-// The two package parts every DOCX has (the same as the fixtures' private constants).
-const CONTENT_TYPES =
-  '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
-  '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">' +
-  '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>' +
-  '<Default Extension="xml" ContentType="application/xml"/>' +
-  '<Override PartName="/word/document.xml" ' +
-  'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>' +
-  "</Types>";
-const ROOT_RELS =
-  '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
-  '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">' +
-  '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" ' +
-  'Target="word/document.xml"/></Relationships>';
 const DOC_HEAD =
   '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
   '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>';
