@@ -5,16 +5,16 @@
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { Upload } from "@aws-sdk/lib-storage";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { startStandIn, type StandIn, type StandInOptions } from "../local/stand-in.js";
 import type { Contender, LogLine } from "./contender.js";
 import { pin, taskset, treeCpuMs, treePeakRssBytes } from "./proc.js";
 import type { ContenderResult } from "./report.js";
+import { readUnitLimits } from "../reliability/lib/unit.js";
 
 const MiB = 1024 * 1024;
 /** Objects above this go up in multipart parts (the stand-in takes at most 11 MiB per request). */
@@ -250,11 +250,15 @@ export async function runConsumer(
   }
 }
 
-/** The environment of a contender: PATH, a scratch HOME, and the stand-in's IMDS and endpoint variables (no keys). */
+/**
+ * The environment of a contender: PATH, a scratch HOME, the stand-in's IMDS and endpoint variables (no keys), and
+ * the unit's Environment= (its allocator setting), so every contender runs with what production runs with.
+ */
 export function contenderEnv(standIn: StandIn): Record<string, string> {
   return {
     PATH: process.env["PATH"] ?? "/usr/bin:/bin",
     HOME: mkdtempSync(join(tmpdir(), "dp-bench-home-")),
+    ...readUnitLimits().environment,
     ...standIn.env,
   };
 }
@@ -266,23 +270,12 @@ export function daemonConfigFile(standIn: StandIn, settings: Record<string, unkn
   return path;
 }
 
-const UNIT_FILE = fileURLToPath(new URL("../../systemd/doc-processor.service", import.meta.url));
-
 /**
  * The Node flags of the systemd unit's ExecStart (heap and young-generation limits): every contender runs with them,
  * so the daemon is measured as it ships and the baselines get the same t2.micro-like limits.
  */
 export function unitNodeFlags(): string[] {
-  const exec = /^ExecStart=(.*)$/m.exec(readFileSync(UNIT_FILE, "utf8"))?.[1];
-  if (exec === undefined) throw new Error(`${UNIT_FILE} has no ExecStart`);
-  const [, ...rest] = exec.trim().split(/\s+/);
-  const flags: string[] = [];
-  for (const token of rest) {
-    if (!token.startsWith("--")) break;
-    flags.push(token);
-  }
-  if (flags.length === 0) throw new Error(`ExecStart in ${UNIT_FILE} passes no Node flags: ${exec}`);
-  return flags;
+  return readUnitLimits().nodeFlags;
 }
 
 /** Saves a bench's results as JSON, after the date, the mode and the machine they come from; returns the path. */

@@ -1,7 +1,7 @@
 // The text processor's extraction child under the shipped unit (systemd 252 in a container, as doc-processor.test.ts
 // boots it): the unit's sandbox (syscall filter, no new privileges, private users, ProtectProc) lets the daemon start
-// it, it runs with the settings the host gives it (oom_score_adj 1000, no environment), a Flate bomb is refused at the
-// ceiling without restarting the daemon, and `systemctl stop` leaves nothing for systemd to kill.
+// it, it runs with the settings the host gives it (oom_score_adj 1000, one allocator setting for environment), a
+// Flate bomb is refused at the ceiling without restarting the daemon, and `systemctl stop` leaves nothing to kill.
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
@@ -104,7 +104,7 @@ describe("the text processor's extractor under doc-processor.service", () => {
     const [child] = await extractors(mainPid!);
     expect(child, "an idle extractor in the unit's cgroup").toBeDefined();
     expect((await container.check(["cat", `/proc/${child}/oom_score_adj`])).trim()).toBe("1000");
-    expect(await container.check(["cat", `/proc/${child}/environ`])).toBe("");
+    expect(await container.check(["cat", `/proc/${child}/environ`])).toBe("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536\0");
     const status = await container.check(["cat", `/proc/${child}/status`]);
     expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
     expect(status).toMatch(/^Seccomp:\s+2$/m);

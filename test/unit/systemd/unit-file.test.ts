@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../../../src/config/load.js";
 import { ExitCode } from "../../../src/errors.js";
+import { CHILD_ENV } from "../../../src/processors/builtin/text/child.js";
 import { requireTool } from "../../helpers/tools.js";
 
 const REPO = join(import.meta.dirname, "..", "..", "..");
@@ -189,7 +190,9 @@ describe("the unit agrees with the daemon and the bootstrap", () => {
     // An OOM kill of the extraction child (oom_score_adj 1000) must not stop the service.
     expect(get("OOMPolicy")).toBe("continue");
     // A fixed mmap threshold: freed document buffers go back to the system (see the unit's comment).
-    expect(get("Environment")).toBe("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072");
+    expect(get("Environment")).toBe("GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536");
+    // ... and the extraction process, which gets no environment from the daemon, has the same.
+    expect(`GLIBC_TUNABLES=${CHILD_ENV["GLIBC_TUNABLES"]}`).toBe(get("Environment"));
   });
 
   it("keeps what the daemon needs in the sandbox: network, the notify socket, writable executable memory for V8", () => {

@@ -2,8 +2,8 @@
  * The extraction child process as the daemon sees it: how it is started (what it may touch), its frames, its
  * private resident memory, and its death. Policy (limits, reuse, errors) is the host's (host.ts).
  *
- * What the child gets: the same node binary, no environment at all (no AWS variables, no credentials, no
- * NODE_OPTIONS), cwd /, stdin and stdout closed, and Node's permission model: it may read the package's own files
+ * What the child gets: the same node binary, an environment of one allocator setting (no AWS variables, no
+ * credentials, no NODE_OPTIONS), cwd /, stdin and stdout closed, and Node's permission model: it may read the package's own files
  * (its code and node_modules, where PDF.js also reads fonts and CMaps), load native addons (@napi-rs/canvas, which
  * PDF.js's legacy build needs for DOMMatrix), and write one file, its own oom_score_adj; no other file, no child
  * processes, no worker threads, and no eval (--disallow-code-generation-from-strings), which is what past PDF.js
@@ -21,6 +21,13 @@ const MiB = 1024 * 1024;
 const NON_HEAP_BYTES = 64 * MiB;
 /** What is kept of the child's stderr, from its start and its end (a V8 abort's reason comes before its stack). */
 const STDERR_KEPT_CHARS = 2_000;
+/**
+ * The child's whole environment: the unit's fixed glibc mmap threshold (systemd/doc-processor.service says why; a
+ * unit-file test keeps the two equal), so the buffers a parse frees go back to the system as they do in the daemon.
+ */
+export const CHILD_ENV: Readonly<Record<string, string>> = Object.freeze({
+  GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=65536",
+});
 
 export interface ChildOptions {
   /** The child's entry (extract-child.js). */
@@ -166,7 +173,7 @@ export class ExtractorChild {
     const root = packageRoot(options.entry);
     const child = spawn(process.execPath, childArguments(options, root), {
       cwd: "/",
-      env: {},
+      env: CHILD_ENV,
       stdio: ["ignore", "ignore", "pipe", "pipe"],
     });
     if (child.pid === undefined) {

@@ -67,7 +67,7 @@ async function handle(job) {
       return;
     case "sandbox":
       answer(job.id, "sandbox", [
-        "env:" + JSON.stringify(Object.keys(process.env)),
+        "env:" + JSON.stringify(process.env),
         "cwd:" + process.cwd(),
         "read /etc/hostname:" + attempt(() => readFileSync("/etc/hostname", "utf8").length),
         "write /tmp:" + attempt(() => writeFileSync("/tmp/doc-processor-extractor-probe", "x")),
