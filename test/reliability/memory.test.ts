@@ -69,6 +69,25 @@ describe("the memory limit", () => {
     if (group !== undefined) expect(existsSync(group)).toBe(false);
   });
 
+  it("keeps the main process's RSS apart from its children's", async () => {
+    await withLimit(createMemoryLimit({ limitBytes: 512 * MiB, swapMaxBytes: 0 }), async (limit) => {
+      const parent = hog(96, true);
+      limit.adopt(parent.pid!);
+      const sampler = new RssSampler(() => limit.pids(), 20, () => parent.pid);
+      sampler.start();
+      try {
+        expect(await until(() => sampler.processes === 2 && sampler.current > 96 * MiB, 10_000)).toBe(true);
+        const { total, main } = await sampler.median(200);
+        // The parent holds no buffers of its own: the child's 96 MiB are in the total, not in the main process's.
+        expect(main).toBeDefined();
+        expect(total - main!).toBeGreaterThan(96 * MiB);
+        expect(main!).toBeLessThan(total - 64 * MiB);
+      } finally {
+        sampler.stop();
+      }
+    });
+  });
+
   it("watchdog: counts the children of an adopted process and kills the whole tree over the limit", async () => {
     await withLimit(createMemoryLimit({ limitBytes: 96 * MiB, only: "watchdog" }), async (limit) => {
       const parent = hog(256, true);

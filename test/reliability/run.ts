@@ -1,7 +1,7 @@
 // `npm run test:reliability [-- --full] [-- --only kill-9,faults] [-- --seed N]`: runs the reliability scenarios one
-// after another against fresh local stand-ins and the built daemon (opt-in ones only when --only names them). Prints
-// one line per scenario with its figures, indented details (duplicate causes, failures), and last, alone on its line,
-// "N passed, M failed". Exit 1 if any scenario failed, 64 on a usage error. Quick mode (the default, what CI runs) takes a few minutes on 2 cores.
+// after another against fresh local stand-ins and the built daemon. Prints one line per scenario with its figures,
+// indented details (duplicate causes, failures), and last, alone on its line, "N passed, M failed". Exit 1 if any
+// scenario failed, 64 on a usage error. Quick mode (the default, what CI runs) takes a few minutes on 2 cores.
 import "../helpers/safe-env.js";
 import { parseArgs } from "node:util";
 import { assertDaemonBuilt } from "../integration/helpers/daemon-harness.js";
@@ -15,21 +15,14 @@ import { kill9 } from "./scenarios/kill9.scenario.js";
 import { poison } from "./scenarios/poison.scenario.js";
 import { sigterm } from "./scenarios/sigterm.scenario.js";
 
-const SCENARIOS: readonly Scenario[] = [kill9, faults, credentials, poison, sigterm];
-/**
- * Run only when --only names them: a scenario waits here while the daemon cannot pass it yet. hostile: no restart,
- * nothing lost, the daemon's own RSS settles (90 -> 100 MB), but the idle extraction process keeps 35-80 MB of a
- * document's garbage until its idle timeout, so the tree's settled RSS is +17% to +37%.
- */
-const OPT_IN: readonly Scenario[] = [hostile];
-const ALL: readonly Scenario[] = [...SCENARIOS, ...OPT_IN];
+const SCENARIOS: readonly Scenario[] = [kill9, faults, credentials, poison, sigterm, hostile];
 /** After a scenario's budget, how long its cleanup may take before the runner gives up on it. */
 const CLEANUP_GRACE_MS = 30_000;
 
 function usage(message: string): never {
   process.stderr.write(
     `${message}\nusage: test/reliability/run.ts [--quick | --full] [--only NAME,...] [--seed N] [--verbose]\n` +
-      `scenarios: ${SCENARIOS.map((s) => s.name).join(", ")}; with --only also: ${OPT_IN.map((s) => s.name).join(", ")}\n`,
+      `scenarios: ${SCENARIOS.map((s) => s.name).join(", ")}\n`,
   );
   process.exit(64);
 }
@@ -51,8 +44,8 @@ function options(): { mode: Mode; only: Scenario[]; seed: number; verbose: boole
   }
   if (values.full && values.quick) usage("--full and --quick exclude each other");
   const names = values.only?.split(",").map((s) => s.trim()).filter(Boolean);
-  const only = names ? ALL.filter((s) => names.includes(s.name)) : [...SCENARIOS];
-  const unknown = names?.filter((n) => !ALL.some((s) => s.name === n)) ?? [];
+  const only = names ? SCENARIOS.filter((s) => names.includes(s.name)) : [...SCENARIOS];
+  const unknown = names?.filter((n) => !SCENARIOS.some((s) => s.name === n)) ?? [];
   if (unknown.length > 0) usage(`unknown scenario(s): ${unknown.join(", ")}`);
   const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
   if (!Number.isSafeInteger(seed) || seed < 0) usage(`--seed takes a non-negative integer (got ${values.seed})`);
@@ -103,7 +96,7 @@ async function main(): Promise<number> {
   for (const scenario of only) {
     const started = Date.now();
     // Each scenario its own seed derived from the run's, so --only replays the same scenario the same way.
-    const report = await runOne(scenario, mode, (seed + (ALL.indexOf(scenario) + 1) * 7919) >>> 0, verbose);
+    const report = await runOne(scenario, mode, (seed + (SCENARIOS.indexOf(scenario) + 1) * 7919) >>> 0, verbose);
     const lines = [scenarioLine(scenario.name, report, Date.now() - started)];
     for (const failure of report.failures) lines.push(`  ✗ ${failure}`);
     for (const detail of report.details) lines.push(`  ${detail}`);

@@ -342,21 +342,32 @@ export function createMemoryLimit(options: MemoryLimitOptions): MemoryLimit {
   throw new Error(`no memory limit could be set up: ${fallbacks.join("; ")}`);
 }
 
+/** RSS medians over a stretch: of the whole tree, and of its main process alone (undefined when it had none). */
+export interface RssMedians {
+  total: number;
+  main: number | undefined;
+}
+
 /**
  * The total RSS of the processes under a limit, sampled from /proc every `intervalMs`: the current value, the peak
- * (at least the highest VmHWM of any one process, which the kernel tracks exactly), and windows over a stretch.
+ * (at least the highest VmHWM of any one process, which the kernel tracks exactly), and windows over a stretch. With
+ * `main` (the pid of the tree's main process now), medians are also kept for that process alone, so a child that
+ * comes and goes (the extraction process) cannot hide the main process's growth, or be hidden by it.
  */
 export class RssSampler {
   current = 0;
+  /** The main process's RSS at the last sample (undefined: no main process, or it was gone). */
+  mainCurrent: number | undefined;
   peak = 0;
   /** Processes seen by the last sample. */
   processes = 0;
   #timer: NodeJS.Timeout | undefined;
-  readonly #windows = new Set<{ peak: number; samples: number[] }>();
+  readonly #windows = new Set<{ peak: number; samples: number[]; main: number[] }>();
 
   constructor(
     private readonly pids: () => number[],
     private readonly intervalMs = 50,
+    private readonly main: () => number | undefined = () => undefined,
   ) {}
 
   start(): void {
@@ -373,39 +384,48 @@ export class RssSampler {
     let total = 0;
     let hwm = 0;
     let processes = 0;
+    const mainPid = this.main();
+    let main: number | undefined;
     for (const pid of this.pids()) {
       const m = rssOf(pid);
       if (m === undefined) continue;
       total += m.rss;
       hwm = Math.max(hwm, m.hwm);
       processes += 1;
+      if (pid === mainPid) main = m.rss;
     }
     this.current = total;
+    this.mainCurrent = main;
     this.processes = processes;
     this.peak = Math.max(this.peak, total, hwm);
     for (const w of this.#windows) {
       w.peak = Math.max(w.peak, total);
       w.samples.push(total);
+      if (main !== undefined) w.main.push(main);
     }
     return total;
   }
 
   /** Starts a window: its peak and samples from now until `end()`. */
-  window(): { peak: () => number; samples: () => number[]; end: () => void } {
-    const w = { peak: this.current, samples: [] as number[] };
+  window(): { peak: () => number; samples: () => number[]; mainSamples: () => number[]; end: () => void } {
+    const w = { peak: this.current, samples: [] as number[], main: [] as number[] };
     this.#windows.add(w);
-    return { peak: () => w.peak, samples: () => w.samples, end: () => this.#windows.delete(w) };
+    return { peak: () => w.peak, samples: () => w.samples, mainSamples: () => w.main, end: () => this.#windows.delete(w) };
   }
 
-  /** The median total RSS over the next `ms`. */
-  async median(ms: number, signal?: AbortSignal): Promise<number> {
+  /** The median total RSS over the next `ms`, and the main process's. */
+  async median(ms: number, signal?: AbortSignal): Promise<RssMedians> {
     const w = this.window();
     try {
       await sleep(ms, signal);
     } finally {
       w.end();
     }
-    const sorted = [...w.samples()].sort((a, b) => a - b);
-    return sorted.length === 0 ? this.current : sorted[Math.floor(sorted.length / 2)]!;
+    return { total: medianOf(w.samples()) ?? this.current, main: medianOf(w.mainSamples()) ?? this.mainCurrent };
   }
+}
+
+function medianOf(values: number[]): number | undefined {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? undefined : sorted[Math.floor(sorted.length / 2)];
 }
