@@ -1,139 +1,29 @@
 /**
- * Composition root: Config -> processors -> IMDS identity -> clients -> identity check -> pipeline -> consumer.
- * Wiring only; every decision lives in the modules it wires.
+ * The one composition root: config -> staged start-up (service/startup.ts) -> pipeline -> consumer -> supervision,
+ * for `run` and for `process <key>`. Wiring only; every decision (the checks, the drain, the log policy) lives in the
+ * modules it wires. Only src/main.ts imports this file (the lint rule in eslint.config.js enforces it).
  */
+import { dirname } from "node:path";
+import { assertNoStaticCredentials, readIfExists } from "./aws/credentials.js";
 import type { Env } from "./config/env.js";
-import { queueLocationOf, type QueueLocation } from "./config/queue-url.js";
+import { configPathOf, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { prefetchOf } from "./config/schema.js";
-import { createAwsClients, type AwsClients } from "./aws/clients.js";
-import { createImdsCredentialProvider } from "./aws/credentials.js";
-import { fetchInstanceIdentity, type InstanceIdentity } from "./aws/imds.js";
-import { verifyIdentity, type VerifiedIdentity } from "./identity/self-check.js";
-import { QueueAccessError } from "./errors.js";
+import { ExitCode } from "./errors.js";
+import { logDocument } from "./observability/document-log.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
+import { startMetricsEndpoint, type MetricsEndpoint } from "./observability/prometheus.js";
 import type { Outcome } from "./pipeline/outcome.js";
 import { createPipeline } from "./pipeline/pipeline.js";
 import { createDocumentRunner } from "./pipeline/process-document.js";
 import type { SubmitContext } from "./pipeline/types.js";
-import { resolveProcessors, type BuiltinOptions } from "./processors/registry.js";
-import type { Processor } from "./processors/types.js";
-import { decideQueueAccess, probeQueue, queueRefusal } from "./queue/access-probe.js";
 import { Consumer, type ConsumerEvent } from "./queue/consumer.js";
 import { parseNotification } from "./queue/notifications.js";
 import type { DocumentRef } from "./queue/records.js";
-
-export interface Prepared {
-  config: Config;
-  instance: InstanceIdentity;
-  identity: VerifiedIdentity;
-  region: string;
-  /** The validated queue URL and the one endpoint every SQS request goes to. */
-  queue: QueueLocation;
-  clients: AwsClients;
-  processors: Processor[];
-}
-
-/**
- * Everything that must hold before the first S3 or SQS call: processors load (local, so config errors come before
- * any network), IMDS answers, and STS shows the expected role for this instance. Throws typed errors (exit 75/77/78).
- */
-export async function prepare(config: Config, log: Logger, processorBaseDir: string, env: Env): Promise<Prepared> {
-  const queue = queueLocationOf(config, env);
-  const processors = await resolveProcessors(config.processor, processorBaseDir, builtinOptions(config));
-  const instance = await fetchInstanceIdentity({
-    timeoutMs: config.imdsTimeoutMs,
-    maxRetries: config.imdsMaxRetries,
-    roleWaitMs: config.instanceProfileWaitSeconds * 1_000,
-  });
-  const region = config.region ?? queue.region ?? instance.region;
-  const credentials = createImdsCredentialProvider({
-    timeoutMs: config.imdsTimeoutMs,
-    maxRetries: config.imdsMaxRetries,
-    log,
-  });
-  const clients = createAwsClients({ region, credentials, concurrency: config.concurrency, sqsEndpoint: queue.endpoint });
-  try {
-    const identity = await verifyIdentity({
-      sts: clients.sts,
-      instance,
-      expectedRoleName: config.expectedRoleName,
-      expectedAccountId: config.expectedAccountId,
-    });
-    log.info(
-      { roleArn: identity.arn, account: identity.account, instanceId: identity.instanceId, region },
-      "identity verified: running as the expected instance role",
-    );
-    return { config, instance, identity, region, queue, clients, processors };
-  } catch (err) {
-    clients.destroy();
-    throw err;
-  }
-}
-
-export interface QueueProofOptions {
-  /** Aborted by a stop signal during start-up: give up at once. */
-  signal?: AbortSignal;
-  /** How long an unanswered probe is tried again before exit 75 (SQS blips at boot need no restart). */
-  budgetMs?: number;
-  sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
-}
-
-/**
- * Before READY: the role can consume the queue, proven with the calls `check` makes (no message touched). A queue it
- * may not use (another account or region, not in the policy) is refused (exit 77), an SQS that stays unreachable is
- * temporary (75): either way the daemon never reports itself ready for a queue it cannot consume.
- */
-export async function verifyQueueAccess(prepared: Prepared, log: Logger, options: QueueProofOptions = {}): Promise<void> {
-  const { queue, clients, identity, instance, region } = prepared;
-  const { signal, budgetMs = 10_000, sleep = pause } = options;
-  const started = Date.now();
-  for (let delayMs = 1_000; ; delayMs *= 2) {
-    const access = decideQueueAccess(await probeQueue(clients.sqs, queue.url, signal));
-    if (access.kind === "allowed") {
-      log.info(
-        { queue: queue.name, account: queue.account, region: queue.region ?? region, endpoint: queue.endpoint },
-        "queue access verified: sqs:ChangeMessageVisibility and sqs:DeleteMessage authorized (no message touched)",
-      );
-      return;
-    }
-    const refusal = queueRefusal(access, {
-      queue,
-      region,
-      roleArn: identity.arn,
-      instance: { accountId: instance.accountId, region: instance.region },
-    });
-    const retry = access.kind === "unavailable" && signal?.aborted !== true && Date.now() - started + delayMs <= budgetMs;
-    if (!retry) throw new QueueAccessError(refusal.code, refusal.message, { cause: access.failures[0]?.error });
-    log.warn({ retryInMs: delayMs, reason: refusal.message }, "queue access not proven yet: SQS did not answer");
-    await sleep(delayMs, signal);
-  }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
-
-/** Settings of the built-in processors, from the config. */
-export function builtinOptions(config: Config): BuiltinOptions {
-  return {
-    text: {
-      maxBufferedBytes: config.maxBufferedBytes,
-      extractionTimeoutMs: config.extractionTimeoutSeconds * 1_000,
-      extractionMemoryBytes: config.extractionMemoryBytes,
-    },
-  };
-}
+import { Liveness, stallAfterMs, supervise, type ShutdownSignals, type SupervisedDaemon } from "./service/lifecycle.js";
+import { prepare, proveQueueUnlessStopped, type Prepared } from "./service/startup.js";
+import { createNotifier } from "./service/systemd.js";
 
 /** Runs one document with its per-document log line and metrics. */
 export function createInstrumentedRunner(prepared: Prepared, log: Logger, metrics: Metrics) {
@@ -152,34 +42,14 @@ export function createInstrumentedRunner(prepared: Prepared, log: Logger, metric
     const outcome = await run(doc, ctx);
     const durationMs = Date.now() - started;
     metrics.documentEnded(outcome, durationMs, doc.eventTime, Date.now());
-    const line = {
-      outcome: outcome.status,
-      key: doc.key,
-      bucket: doc.bucket,
-      messageId: ctx.messageId,
-      receiveCount: ctx.receiveCount,
-      durationMs,
-      size: doc.size,
-      ...(outcome.status === "done"
-        ? { bytesIn: outcome.bytesIn, bytesOut: outcome.bytesOut, outputs: outcome.outputs }
-        : outcome.status === "superseded"
-          ? { reason: outcome.reason }
-          : outcome.status === "failed-permanently"
-            ? { code: outcome.code, reason: outcome.reason, outputs: outcome.outputs }
-            : { code: outcome.code, reason: outcome.reason }),
-    };
-    // A permanent failure is the document's problem, not the daemon's: reported, recorded, acknowledged.
-    if (outcome.status === "done" || outcome.status === "superseded") log.info(line, "document");
-    else log.warn(line, "document");
+    logDocument(log, { doc, messageId: ctx.messageId, receiveCount: ctx.receiveCount, durationMs }, outcome);
     return outcome;
   };
 }
 
-export interface RunningDaemon {
+export interface RunningDaemon extends SupervisedDaemon {
   consumer: Consumer;
   metrics: Metrics;
-  /** Settles when the receive loop ends (after stop), rejects on a bug. */
-  loop: Promise<void>;
 }
 
 export function startDaemon(prepared: Prepared, log: Logger, onEvent?: (event: ConsumerEvent) => void): RunningDaemon {
@@ -211,4 +81,85 @@ export function startDaemon(prepared: Prepared, log: Logger, onEvent?: (event: C
     },
   });
   return { consumer, metrics, loop: consumer.start() };
+}
+
+/** Static keys first (no config needed, no network), then config, then everything that touches the network. */
+function loadSafely(configPath: string | undefined, env: Env, log: Logger): { config: Config; baseDir: string } {
+  assertNoStaticCredentials({ env, homeDir: env["HOME"], readFile: readIfExists });
+  const config = loadConfig({ configPath, env });
+  log.level = config.logLevel;
+  return { config, baseDir: dirname(configPathOf(configPath, env)) };
+}
+
+/** `run`: start, READY, consume until the first stop signal, drain, exit code. */
+export async function runUntilStopped(configPath: string | undefined, env: Env, log: Logger, signals: ShutdownSignals): Promise<number> {
+  const { config, baseDir } = loadSafely(configPath, env, log);
+  const prepared = await prepare(config, log, baseDir, env);
+  let endpoint: MetricsEndpoint | undefined;
+  let stoppedBy: string | undefined;
+  try {
+    // Bound first: a port in use fails the start (exit 78) before any SQS call, rather than leaving the daemon
+    // unobserved.
+    if (config.metricsPort !== undefined) {
+      endpoint = await startMetricsEndpoint({ host: config.metricsHost, port: config.metricsPort, log });
+    }
+    // READY only for a queue the role can consume; a stop signal cuts the proof short.
+    stoppedBy = await proveQueueUnlessStopped(prepared, log, signals);
+  } catch (err) {
+    prepared.clients.destroy();
+    await endpoint?.close();
+    throw err;
+  }
+  if (stoppedBy !== undefined) {
+    // Stopped during start-up: nothing was received yet, so there is nothing to drain.
+    prepared.clients.destroy();
+    await endpoint?.close();
+    log.info({ signal: stoppedBy }, "stopped before start-up completed");
+    return ExitCode.ok;
+  }
+  const notifier = createNotifier(env, log);
+  const liveness = new Liveness();
+  const daemon = startDaemon(prepared, log, (event) => liveness.onEvent(event));
+  daemon.metrics.observeInFlightMessages(() => daemon.consumer.stats().inFlight);
+  endpoint?.serve(daemon.metrics.registry);
+  log.info(
+    { queueUrl: config.queueUrl, concurrency: config.concurrency, processors: prepared.processors.map((p) => p.name) },
+    "ready: consuming notifications",
+  );
+  try {
+    return await supervise({
+      daemon,
+      liveness,
+      log,
+      notifier,
+      drainTimeoutMs: config.drainTimeoutSeconds * 1_000,
+      stallAfterMs: stallAfterMs(config.waitTimeSeconds),
+      signals,
+      readyStatus: `running as ${prepared.identity.arn}`,
+    });
+  } finally {
+    prepared.clients.destroy();
+    await endpoint?.close();
+  }
+}
+
+/** `process KEY...`: each named source key once, without the queue; exit 1 when any did not end done. */
+export async function processKeys(configPath: string | undefined, keys: string[], env: Env, log: Logger): Promise<number> {
+  const { config, baseDir } = loadSafely(configPath, env, log);
+  const prepared: Prepared = await prepare(config, log, baseDir, env);
+  const runDocument = createInstrumentedRunner(prepared, log, new Metrics());
+  let failed = 0;
+  try {
+    for (const key of keys) {
+      const outcome = await runDocument(
+        { bucket: config.sourceBucket, key, rawKey: key, eventName: "manual" },
+        { messageId: "manual", receiveCount: 1, signal: new AbortController().signal },
+      );
+      if (outcome.status !== "done") failed++;
+    }
+  } finally {
+    prepared.clients.destroy();
+  }
+  log.info({ requested: keys.length, failed }, "process finished");
+  return failed === 0 ? ExitCode.ok : 1;
 }

@@ -1,22 +1,17 @@
 /**
  * The commands (run | check | process <key>...): argv in, exit code out; the one place errors become exit codes.
- * src/cli.ts is the executable entry that calls main().
+ * No wiring here: `run` and `process` are composed in app.ts, `check` is service/check.ts. src/cli.ts is the
+ * executable entry that calls main().
  */
 import { readFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { prepare, startDaemon, createInstrumentedRunner, verifyQueueAccess, type Prepared } from "./app.js";
+import { processKeys, runUntilStopped } from "./app.js";
 import type { Env } from "./config/env.js";
-import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, configPathOf, loadConfig } from "./config/load.js";
-import type { Config } from "./config/schema.js";
-import { assertNoStaticCredentials, readIfExists } from "./aws/credentials.js";
+import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH } from "./config/load.js";
 import { DocProcessorError, ExitCode, errorMessage, exitCodeFor } from "./errors.js";
 import type { Logger } from "./observability/logger.js";
-import { Metrics } from "./observability/metrics.js";
-import { startMetricsEndpoint, type MetricsEndpoint } from "./observability/prometheus.js";
 import { runChecks } from "./service/check.js";
-import { Liveness, ShutdownSignals, supervise } from "./service/lifecycle.js";
-import { createNotifier } from "./service/systemd.js";
+import { ShutdownSignals } from "./service/lifecycle.js";
 
 const HELP = `doc-processor: least-privilege S3 document processing for EC2 (IMDSv2 instance-profile credentials only)
 
@@ -101,14 +96,7 @@ function usage(message: string): number {
   return EX_USAGE;
 }
 
-/** Static keys first (no config needed, no network), then config, then everything that touches the network. */
-function loadSafely(configPath: string | undefined, env: Env, log: Logger): { config: Config; baseDir: string } {
-  assertNoStaticCredentials({ env, homeDir: env["HOME"], readFile: readIfExists });
-  const config = loadConfig({ configPath, env });
-  log.level = config.logLevel;
-  return { config, baseDir: dirname(configPathOf(configPath, env)) };
-}
-
+/** `run`: signals are watched from the very start, so a stop during start-up is handled too. */
 async function run(configPath: string | undefined, env: Env, log: Logger): Promise<number> {
   const signals = new ShutdownSignals(process, log, (code) => process.exit(code));
   try {
@@ -116,81 +104,6 @@ async function run(configPath: string | undefined, env: Env, log: Logger): Promi
   } finally {
     signals.dispose();
   }
-}
-
-async function runUntilStopped(configPath: string | undefined, env: Env, log: Logger, signals: ShutdownSignals): Promise<number> {
-  const { config, baseDir } = loadSafely(configPath, env, log);
-  const prepared = await prepare(config, log, baseDir, env);
-  let endpoint: MetricsEndpoint | undefined;
-  try {
-    // Bound first: a port in use fails the start (exit 78) before any SQS call, rather than leaving the daemon
-    // unobserved.
-    if (config.metricsPort !== undefined) {
-      endpoint = await startMetricsEndpoint({ host: config.metricsHost, port: config.metricsPort, log });
-    }
-    // READY only for a queue the role can consume; a stop signal cuts the proof short (handled just below).
-    const stopping = new AbortController();
-    void signals.first.then(() => stopping.abort());
-    await verifyQueueAccess(prepared, log, { signal: stopping.signal }).catch((err: unknown) => {
-      if (signals.signal === undefined) throw err;
-    });
-  } catch (err) {
-    prepared.clients.destroy();
-    await endpoint?.close();
-    throw err;
-  }
-  if (signals.signal !== undefined) {
-    // Stopped during start-up: nothing was received yet, so there is nothing to drain.
-    prepared.clients.destroy();
-    await endpoint?.close();
-    log.info({ signal: signals.signal }, "stopped before start-up completed");
-    return ExitCode.ok;
-  }
-  const notifier = createNotifier(env, log);
-  const liveness = new Liveness();
-  const daemon = startDaemon(prepared, log, (event) => liveness.onEvent(event));
-  daemon.metrics.observeInFlightMessages(() => daemon.consumer.stats().inFlight);
-  endpoint?.serve(daemon.metrics.registry);
-  log.info(
-    { queueUrl: config.queueUrl, concurrency: config.concurrency, processors: prepared.processors.map((p) => p.name) },
-    "ready: consuming notifications",
-  );
-  try {
-    return await supervise({
-      daemon,
-      liveness,
-      log,
-      notifier,
-      drainTimeoutMs: config.drainTimeoutSeconds * 1_000,
-      // One cycle is at most a long poll plus the longest receive backoff (30 s) and a request timeout.
-      stallAfterMs: (config.waitTimeSeconds + 30 + 60) * 1_000,
-      signals,
-      readyStatus: `running as ${prepared.identity.arn}`,
-    });
-  } finally {
-    prepared.clients.destroy();
-    await endpoint?.close();
-  }
-}
-
-async function processKeys(configPath: string | undefined, keys: string[], env: Env, log: Logger): Promise<number> {
-  const { config, baseDir } = loadSafely(configPath, env, log);
-  const prepared: Prepared = await prepare(config, log, baseDir, env);
-  const runDocument = createInstrumentedRunner(prepared, log, new Metrics());
-  let failed = 0;
-  try {
-    for (const key of keys) {
-      const outcome = await runDocument(
-        { bucket: config.sourceBucket, key, rawKey: key, eventName: "manual" },
-        { messageId: "manual", receiveCount: 1, signal: new AbortController().signal },
-      );
-      if (outcome.status !== "done") failed++;
-    }
-  } finally {
-    prepared.clients.destroy();
-  }
-  log.info({ requested: keys.length, failed }, "process finished");
-  return failed === 0 ? ExitCode.ok : 1;
 }
 
 /** Logs a fatal error as JSON (journal) and as plain text on stderr (what `systemctl status` shows best). */

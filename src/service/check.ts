@@ -1,36 +1,39 @@
 /**
  * `doc-processor check`: the seed's manual confirmations ("In this section, I confirmed: N of M completed") as a
- * checklist, one line each (✓ passed, ✗ failed or skipped after an earlier failure, – not checked), ending
- * "N of M completed". Every call stays inside the role's policy or is refused by it, and the probes of the denied side
- * change nothing even when a too-broad role is allowed them (src/service/denied-probes.ts); the only write is one
- * small probe object in the output bucket, overwritten on every run.
+ * checklist, one line each (checklist.ts). The steps use the daemon's own start-up stages (startup.ts), so the
+ * checklist proves what `run` will do. Every call stays inside the role's policy or is refused by it, and the probes
+ * of the denied side change nothing even when a too-broad role is allowed them (denied-probes.ts); the only write is
+ * one small probe object in the output bucket, overwritten on every run.
  */
 import { randomUUID } from "node:crypto";
 import { dirname } from "node:path";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { GetAccessKeyInfoCommand } from "@aws-sdk/client-sts";
-import { createAwsClients, type AwsClients } from "../aws/clients.js";
-import type { AwsCredentialIdentity } from "@smithy/types";
-import {
-  assertNoStaticCredentials,
-  createImdsCredentialProvider,
-  readIfExists,
-  realExpiration,
-} from "../aws/credentials.js";
-import { fetchInstanceIdentity, tokenlessRequestStatus, type InstanceIdentity } from "../aws/imds.js";
+import type { AwsClients } from "../aws/clients.js";
+import { assertNoStaticCredentials, readIfExists } from "../aws/credentials.js";
+import { tokenlessRequestStatus, type ImdsClientOptions, type InstanceIdentity } from "../aws/imds.js";
 import type { Env } from "../config/env.js";
 import { configPathOf, loadConfig } from "../config/load.js";
 import { queueLocationOf, type QueueLocation } from "../config/queue-url.js";
-import { configSchema, type Config } from "../config/schema.js";
-import { ErrorCode, ExitCode, IdentityError, awsErrorInfo, errorMessage, exitCodeFor } from "../errors.js";
-import { verifyIdentity, type VerifiedIdentity } from "../identity/self-check.js";
+import type { Config } from "../config/schema.js";
+import { ErrorCode, IdentityError, awsErrorInfo, errorMessage } from "../errors.js";
+import type { VerifiedIdentity } from "../identity/self-check.js";
 import type { Logger } from "../observability/logger.js";
-import { builtinOptions } from "../app.js";
-import { resolveProcessors } from "../processors/registry.js";
-import { classifyProbe, probeQueue, type ProbeResult, type QueueProbes } from "../queue/access-probe.js";
-import { PROBE_FOLDER, deniedProbes, judgeDeniedProbe, runDeniedProbe, type DeniedProbe } from "./denied-probes.js";
+import { probeQueue, type ProbeResult } from "../queue/access-probe.js";
+import {
+  expiryDetail,
+  judgeOtherServiceCall,
+  judgeQueueProbes,
+  judgeSourceRead,
+  judgeSourceWrite,
+  judgeTokenlessStatus,
+  sizeFromContentRange,
+} from "./check-verdicts.js";
+import { NotChecked, need, runChecklist, skip, verdict, type CheckStep } from "./checklist.js";
+import { PROBE_FOLDER, deniedProbes, judgeDeniedProbe, runDeniedProbe } from "./denied-probes.js";
+import { connect, imdsOptionsOf, loadProcessors, readInstance, verifyCaller, type Connection } from "./startup.js";
 
-export type { ProbeResult } from "../queue/access-probe.js";
+export { PROBE_FOLDER };
 
 export interface CheckOptions {
   configPath: string | undefined;
@@ -41,127 +44,116 @@ export interface CheckOptions {
   out: (line: string) => void;
 }
 
+/** The start-up stages the steps run (startup.ts and the IMDS/credential probes); replaced in tests. */
+export interface CheckStages {
+  loadConfig(configPath: string | undefined, env: Env): Config;
+  loadProcessors(config: Config, baseDir: string): Promise<{ name: string }[]>;
+  assertNoStaticCredentials(env: Env): void;
+  tokenlessStatus(options: ImdsClientOptions): Promise<number>;
+  readInstance(options: ImdsClientOptions): Promise<InstanceIdentity>;
+  connect(options: { config: Config; queue: QueueLocation; instance: InstanceIdentity; log: Logger; concurrency: number }): Connection;
+  verifyCaller(config: Config, clients: AwsClients, instance: InstanceIdentity): Promise<VerifiedIdentity>;
+}
+
+export const realStages: CheckStages = {
+  loadConfig: (configPath, env) => loadConfig({ configPath, env }),
+  loadProcessors,
+  assertNoStaticCredentials: (env) => assertNoStaticCredentials({ env, homeDir: env["HOME"], readFile: readIfExists }),
+  tokenlessStatus: tokenlessRequestStatus,
+  readInstance,
+  connect,
+  verifyCaller,
+};
+
 /** What `check` cannot probe on the instance, and where it is checked instead. */
 const NOT_PROBED = "sqs:SendMessage, sqs:PurgeQueue, sqs:SetQueueAttributes, s3:PutBucketPolicy, iam:*";
 const AUDIT_HINT = "audit with the deployer's credentials: npm run audit";
 
-export { PROBE_FOLDER };
 // An ETag no object has: a write guarded by it can never land, even when S3 authorizes it.
 const IMPOSSIBLE_ETAG = '"00000000000000000000000000000000"';
 
-/** A passed check's detail, or a failure's reason and the exit code it stands for (default 1). */
-export type Verdict = { ok: true; detail: string } | { ok: false; reason: string; exitCode?: number };
-
-interface Step {
-  name: string;
-  run: () => Promise<string | NotChecked>;
+/** What the steps found so far; each later step takes what it needs with need(), or is skipped. */
+interface CheckState {
+  config?: Config;
+  instance?: InstanceIdentity;
+  /** Clients exist once the configuration and the role are known, even if the caller then fails verification. */
+  connection?: Connection;
+  /** Set only when the caller is the expected role: everything the permission probes need. */
+  verified?: { config: Config; clients: AwsClients; queue: QueueLocation; identity: VerifiedIdentity };
+  outputProbeWritten: boolean;
 }
 
-class Skipped extends Error {}
+const IDENTITY = "the expected identity";
 
-class CheckFailed extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
+async function probe(call: () => Promise<unknown>): Promise<ProbeResult> {
+  try {
+    await call();
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, error };
   }
 }
 
-class NotChecked {
-  constructor(readonly reason: string) {}
-}
-
-export async function runChecks(options: CheckOptions): Promise<number> {
-  const { env, out } = options;
-  // The checklist is the output; the JSON logs would only interleave with it (warnings still show).
-  const log = options.log.child({ command: "check" }, { level: "warn" });
-  let config: Config | undefined;
-  let instance: InstanceIdentity | undefined;
-  let clients: AwsClients | undefined;
-  let queue: QueueLocation | undefined;
-  let identity: VerifiedIdentity | undefined;
-  let outputProbeWritten = false;
-  const need = (what: string, ok: boolean) => {
-    if (!ok) throw new Skipped(`skipped: needs ${what}`);
-  };
+/** The checklist's steps, in order, sharing one state. Builds no client until a step needs one. */
+export function checkSteps(options: CheckOptions, state: CheckState, stages: CheckStages = realStages): CheckStep[] {
+  const { env } = options;
+  const log = options.log;
   // IMDS is checked even when the config is broken, with the config's defaults.
-  const imdsOptions = () => ({
-    timeoutMs: config?.imdsTimeoutMs ?? configSchema.shape.imdsTimeoutMs.parse(undefined),
-    maxRetries: config?.imdsMaxRetries ?? configSchema.shape.imdsMaxRetries.parse(undefined),
-  });
-  const probe = async (call: () => Promise<unknown>): Promise<ProbeResult> => {
-    try {
-      await call();
-      return { ok: true };
-    } catch (error) {
-      return { ok: false, error };
-    }
-  };
-  const verdict = (v: Verdict): string => {
-    if (!v.ok) throw new CheckFailed(v.reason, v.exitCode ?? 1);
-    return v.detail;
-  };
+  const imds = () => imdsOptionsOf(state.config);
+  const outputProbeKey = (config: Config, identity: VerifiedIdentity) => `${config.outputPrefix}${PROBE_FOLDER}/${identity.instanceId}.txt`;
 
   // The probes of the denied side (denied-probes.ts), one line each; their never-written keys are new on every run.
   const nonce = randomUUID();
-  function deniedSteps(): Step[] {
-    const probeOf = (index: number): DeniedProbe => {
-      const c = config!;
-      const probes = deniedProbes({
-        sourceBucket: c.sourceBucket,
-        outputBucket: c.outputBucket,
-        outputPrefix: c.outputPrefix,
-        outputProbeKey: `${c.outputPrefix}${PROBE_FOLDER}/${identity!.instanceId}.txt`,
+  // The names only, for the lines skipped before the configuration is known.
+  const deniedNames = deniedProbes({ sourceBucket: "", outputBucket: "", outputPrefix: "", outputProbeKey: "", nonce, partition: "aws" });
+  const deniedSteps: CheckStep[] = deniedNames.map(({ name }) => ({
+    name,
+    run: async () => {
+      const { config, identity, clients } = need(state.verified, IDENTITY);
+      const found = deniedProbes({
+        sourceBucket: config.sourceBucket,
+        outputBucket: config.outputBucket,
+        outputPrefix: config.outputPrefix,
+        outputProbeKey: outputProbeKey(config, identity),
         nonce,
-        partition: identity!.arn.split(":")[1] || "aws",
-      });
-      return probes[index]!;
-    };
-    // The names only, for the lines skipped before the configuration is known.
-    const names = deniedProbes({ sourceBucket: "", outputBucket: "", outputPrefix: "", outputProbeKey: "", nonce, partition: "aws" });
-    return names.map((named, index) => ({
-      name: named.name,
-      run: async () => {
-        need("the expected identity", identity !== undefined);
-        const probe = probeOf(index);
-        // Without its own probe object a read of the output cannot tell an allow from a deny (both may answer 403).
-        if (probe.kind === "getObject") need("the probe object from \"write to output works\"", outputProbeWritten);
-        const v = judgeDeniedProbe(probe, await runDeniedProbe(clients!.s3, probe));
-        return verdict(v);
-      },
-    }));
-  }
+        partition: identity.arn.split(":")[1] || "aws",
+      }).find((p) => p.name === name);
+      if (found === undefined) throw new Error(`no denied probe named "${name}"`);
+      // Without its own probe object a read of the output cannot tell an allow from a deny (both may answer 403).
+      if (found.kind === "getObject" && !state.outputProbeWritten) skip('the probe object from "write to output works"');
+      return verdict(judgeDeniedProbe(found, await runDeniedProbe(clients.s3, found)));
+    },
+  }));
 
-  const steps: Step[] = [
+  return [
     {
       name: "configuration is valid",
       run: async () => {
         const path = configPathOf(options.configPath, env);
-        const loaded = loadConfig({ configPath: options.configPath, env });
-        const processors = await resolveProcessors(loaded.processor, dirname(path), builtinOptions(loaded));
-        config = loaded;
+        const loaded = stages.loadConfig(options.configPath, env);
+        const processors = await stages.loadProcessors(loaded, dirname(path));
+        state.config = loaded;
         return `${path}; processors ${processors.map((p) => p.name).join(", ")}`;
       },
     },
     {
       name: "no static AWS credentials on this machine",
       run: async () => {
-        assertNoStaticCredentials({ env, homeDir: env["HOME"], readFile: readIfExists });
+        stages.assertNoStaticCredentials(env);
         return "none in the environment or ~/.aws";
       },
     },
     {
       name: "IMDSv2 is enforced (a request without a token is refused)",
-      run: async () => verdict(judgeTokenlessStatus(await tokenlessRequestStatus(imdsOptions()))),
+      run: async () => verdict(judgeTokenlessStatus(await stages.tokenlessStatus(imds()))),
     },
     {
       name: "an instance profile role is attached",
       run: async () => {
-        const found = await fetchInstanceIdentity(imdsOptions());
-        instance = found;
+        const found = await stages.readInstance(imds());
+        state.instance = found;
         if (!found.roleName) {
-          const role = config?.expectedRoleName ?? "EC2DocumentProcessorRole";
+          const role = state.config?.expectedRoleName ?? "EC2DocumentProcessorRole";
           throw new IdentityError(
             ErrorCode.identityMismatch,
             `IMDS lists no instance-profile role on ${found.instanceId}.\n` +
@@ -175,27 +167,21 @@ export async function runChecks(options: CheckOptions): Promise<number> {
     {
       name: "the caller is the expected role on this instance (not a user)",
       run: async () => {
-        need("a valid configuration", config !== undefined);
-        need("an attached role", instance?.roleName !== undefined);
-        const c = config!;
-        queue = queueLocationOf(c, env);
-        const region = c.region ?? queue.region ?? instance!.region;
-        const credentials = createImdsCredentialProvider({ timeoutMs: c.imdsTimeoutMs, maxRetries: c.imdsMaxRetries, log });
-        clients = createAwsClients({ region, credentials, concurrency: 1, sqsEndpoint: queue.endpoint });
-        identity = await verifyIdentity({
-          sts: clients.sts,
-          instance: instance!,
-          expectedRoleName: c.expectedRoleName,
-          expectedAccountId: c.expectedAccountId,
-        });
+        const config = need(state.config, "a valid configuration");
+        const instance = need(state.instance?.roleName === undefined ? undefined : state.instance, "an attached role");
+        const queue = queueLocationOf(config, env);
+        const connection = stages.connect({ config, queue, instance, log, concurrency: 1 });
+        state.connection = connection;
+        const identity = await stages.verifyCaller(config, connection.clients, instance);
+        state.verified = { config, clients: connection.clients, queue, identity };
         return identity.arn;
       },
     },
     {
       name: "the credentials are temporary (session token, expiry)",
       run: async () => {
-        need("a valid configuration and an attached role", clients !== undefined);
-        const creds = await clients!.sts.config.credentials();
+        const { clients } = need(state.connection, "a valid configuration and an attached role");
+        const creds = await clients.sts.config.credentials();
         if (!creds.accessKeyId.startsWith("ASIA") || !creds.sessionToken || !creds.expiration) {
           throw new IdentityError(
             ErrorCode.identityMismatch,
@@ -210,8 +196,8 @@ export async function runChecks(options: CheckOptions): Promise<number> {
     {
       name: "read from source works",
       run: async () => {
-        need("the expected identity", identity !== undefined);
-        const bucket = config!.sourceBucket;
+        const { config, clients } = need(state.verified, IDENTITY);
+        const bucket = config.sourceBucket;
         if (options.sourceKey === undefined) {
           return new NotChecked(
             `not checked: pass --source-key KEY (an object that exists in ${bucket}; without s3:ListBucket a missing key ` +
@@ -222,7 +208,7 @@ export async function runChecks(options: CheckOptions): Promise<number> {
         // One byte is enough to prove the read; an empty object answers InvalidRange, which proves it as well.
         let result: ProbeResult & { size?: number };
         try {
-          const got = await clients!.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-0" }));
+          const got = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-0" }));
           await got.Body?.transformToByteArray();
           result = { ok: true, size: sizeFromContentRange(got.ContentRange) ?? got.ContentLength };
         } catch (error) {
@@ -234,57 +220,54 @@ export async function runChecks(options: CheckOptions): Promise<number> {
     {
       name: "write to output works",
       run: async () => {
-        need("the expected identity", identity !== undefined);
-        const c = config!;
-        const key = `${c.outputPrefix}${PROBE_FOLDER}/${identity!.instanceId}.txt`;
-        const body = `doc-processor check at ${new Date().toISOString()} as ${identity!.arn}\n`;
+        const { config, identity, clients } = need(state.verified, IDENTITY);
+        const key = outputProbeKey(config, identity);
+        const body = `doc-processor check at ${new Date().toISOString()} as ${identity.arn}\n`;
         try {
-          await clients!.s3.send(new PutObjectCommand({ Bucket: c.outputBucket, Key: key, Body: body, ContentType: "text/plain" }));
+          await clients.s3.send(new PutObjectCommand({ Bucket: config.outputBucket, Key: key, Body: body, ContentType: "text/plain" }));
         } catch (err) {
           const { name, status } = awsErrorInfo(err);
           throw new Error(
-            `PutObject s3://${c.outputBucket}/${key} failed (${name}${status ? ` ${status}` : ""}: ${errorMessage(err)}).\n` +
-              "Fix: the role's policy needs s3:PutObject on arn:aws:s3:::" + `${c.outputBucket}/* (statement WriteToOutput).`,
+            `PutObject s3://${config.outputBucket}/${key} failed (${name}${status ? ` ${status}` : ""}: ${errorMessage(err)}).\n` +
+              "Fix: the role's policy needs s3:PutObject on arn:aws:s3:::" + `${config.outputBucket}/* (statement WriteToOutput).`,
           );
         }
-        outputProbeWritten = true;
-        return `wrote s3://${c.outputBucket}/${key} (overwritten on every check)`;
+        state.outputProbeWritten = true;
+        return `wrote s3://${config.outputBucket}/${key} (overwritten on every check)`;
       },
     },
     {
       name: "write to source is denied",
       run: async () => {
-        need("the expected identity", identity !== undefined);
-        const bucket = config!.sourceBucket;
-        const key = `${PROBE_FOLDER}/${identity!.instanceId}.txt`;
+        const { config, identity, clients } = need(state.verified, IDENTITY);
+        const bucket = config.sourceBucket;
+        const key = `${PROBE_FOLDER}/${identity.instanceId}.txt`;
         // If-Match with an ETag no object has: if S3 authorizes the write (the role is too broad), the precondition
         // still stops it, so the probe never creates an object in the watched bucket (nor an event for it).
         const result = await probe(() =>
-          clients!.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "", ContentLength: 0, IfMatch: IMPOSSIBLE_ETAG })),
+          clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "", ContentLength: 0, IfMatch: IMPOSSIBLE_ETAG })),
         );
         return verdict(judgeSourceWrite(result, `s3://${bucket}/${key}`));
       },
     },
-    ...deniedSteps(),
+    ...deniedSteps,
     {
       name: "another service is denied (sts:GetAccessKeyInfo)",
       run: async () => {
-        need("the expected identity", identity !== undefined);
+        const { clients } = need(state.verified, IDENTITY);
         // An action the policy does not grant, on a client the daemon already has: the seed's "ec2
         // describe-instances is denied" without shipping an EC2 client.
-        const creds = await clients!.sts.config.credentials();
-        const result = await probe(() => clients!.sts.send(new GetAccessKeyInfoCommand({ AccessKeyId: creds.accessKeyId })));
+        const creds = await clients.sts.config.credentials();
+        const result = await probe(() => clients.sts.send(new GetAccessKeyInfoCommand({ AccessKeyId: creds.accessKeyId })));
         return verdict(judgeOtherServiceCall(result));
       },
     },
     {
       name: "the queue can be consumed",
       run: async () => {
-        need("the expected identity", identity !== undefined);
+        const { clients, queue } = need(state.verified, IDENTITY);
         // The same no-side-effect calls the daemon makes before READY (src/queue/access-probe.ts).
-        const queueUrl = queue!.url;
-        const probes = await probeQueue(clients!.sqs, queueUrl);
-        return verdict(judgeQueueProbes(probes, queueUrl));
+        return verdict(judgeQueueProbes(await probeQueue(clients.sqs, queue.url), queue.url));
       },
     },
     {
@@ -293,158 +276,15 @@ export async function runChecks(options: CheckOptions): Promise<number> {
       run: async () => new NotChecked(`not checked on the instance (no harmless probe of ${NOT_PROBED}): ${AUDIT_HINT}`),
     },
   ];
+}
 
-  let passed = 0;
-  let firstFailure: number | undefined;
+export async function runChecks(options: CheckOptions, stages: CheckStages = realStages): Promise<number> {
+  // The checklist is the output; the JSON logs would only interleave with it (warnings still show).
+  const log = options.log.child({ command: "check" }, { level: "warn" });
+  const state: CheckState = { outputProbeWritten: false };
   try {
-    for (const step of steps) {
-      try {
-        const result = await step.run();
-        if (result instanceof NotChecked) {
-          out(`– ${step.name}: ${result.reason}`);
-          continue;
-        }
-        passed++;
-        out(`✓ ${step.name}: ${result}`);
-      } catch (err) {
-        if (err instanceof Skipped) {
-          out(`✗ ${step.name}: ${err.message}`);
-          continue;
-        }
-        // The daemon's messages speak of refusing to start; here the same finding is a failed check.
-        const reason = errorMessage(err).replace(/^refusing to start: (the caller is )?/, "").replace(/\n/g, "\n    ");
-        out(`✗ ${step.name}: ${reason}`);
-        firstFailure ??= failureExitCode(err);
-      }
-    }
+    return await runChecklist(checkSteps({ ...options, log }, state, stages), options.out);
   } finally {
-    clients?.destroy();
+    state.connection?.clients.destroy();
   }
-  out(`${passed} of ${steps.length} completed`);
-  // A check that was not run (reading, without --source-key) is not completed, but it is not a failure either.
-  return firstFailure ?? ExitCode.ok;
-}
-
-/** Typed errors keep their exit code (77 identity, 78 config, 75 unreachable); anything else is 1. */
-function failureExitCode(err: unknown): number {
-  if (err instanceof CheckFailed) return err.exitCode;
-  const code = exitCodeFor(err);
-  return code === ExitCode.software ? 1 : code;
-}
-
-export function judgeTokenlessStatus(status: number): Verdict {
-  if (status === 401) return { ok: true, detail: "HTTP 401 without a token" };
-  if (status >= 200 && status < 300) {
-    return {
-      ok: false,
-      exitCode: ExitCode.noPerm,
-      reason:
-        `IMDS answered a request without a token (HTTP ${status}): IMDSv1 is enabled, so any process on the instance ` +
-        "(or a request forgery through it) can read the role's credentials with a plain GET.\n" +
-        "Fix: aws ec2 modify-instance-metadata-options --instance-id <id> --http-tokens required --http-endpoint enabled",
-    };
-  }
-  return { ok: false, reason: `IMDS answered a request without a token with HTTP ${status}, expected 401` };
-}
-
-/**
- * The credentials' real expiry. After an IMDS outage (ExpiredToken) the SDK keeps signing with the old keys and
- * stretches their `expiration`; the real one is then `originalExpiration`, which is what the operator needs.
- */
-export function expiryDetail(creds: AwsCredentialIdentity, now: number): string {
-  const { expiration, extended } = realExpiration(creds);
-  if (expiration === undefined) return "no expiry";
-  const at = Number.isFinite(expiration.getTime()) ? expiration.toISOString() : "an invalid date";
-  if (!extended) return `expire ${at}`;
-  const when = expiration.getTime() <= now ? "expired" : "expire";
-  return `${when} ${at} (IMDS could not renew them; reused until it can)`;
-}
-
-/** Bytes from "bytes 0-0/1234". */
-function sizeFromContentRange(range: string | undefined): number | undefined {
-  const m = range === undefined ? null : /\/(\d+)$/.exec(range);
-  return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-
-export function judgeSourceRead(result: ProbeResult & { size?: number | undefined }, where: string): Verdict {
-  if (result.ok) return { ok: true, detail: `read ${where}${result.size === undefined ? "" : ` (${result.size} bytes)`}` };
-  const { name, status } = awsErrorInfo(result.error);
-  if (name === "InvalidRange" || status === 416) return { ok: true, detail: `read ${where} (empty)` };
-  if (name === "AccessDenied" || status === 403) {
-    return {
-      ok: false,
-      reason:
-        `AccessDenied on ${where}: the key does not exist or the role may not read it (without s3:ListBucket S3 ` +
-        "answers both with 403).\nFix: give --source-key an object that exists; if it does, the role's policy needs " +
-        "s3:GetObject on the source bucket's objects (statement ReadFromSource).",
-    };
-  }
-  return { ok: false, reason: `GetObject ${where} failed: ${describe(result.error)}` };
-}
-
-export function judgeSourceWrite(result: ProbeResult, where: string): Verdict {
-  if (result.ok) {
-    return {
-      ok: false,
-      reason:
-        `the write to ${where} SUCCEEDED: the role may write to the source bucket, which its policy must not allow ` +
-        "(delete that object).\nFix: grant only s3:GetObject on the source bucket (DocumentProcessorS3Access).",
-    };
-  }
-  const { name, status } = awsErrorInfo(result.error);
-  if (name === "AccessDenied" || status === 403) return { ok: true, detail: "AccessDenied, as it must be" };
-  if (name === "NoSuchBucket") return { ok: false, reason: `the source bucket does not exist (${describe(result.error)})` };
-  if (name === "PreconditionFailed" || name === "NoSuchKey" || status === 412 || status === 404 || status === 409) {
-    return {
-      ok: false,
-      reason:
-        `S3 authorized s3:PutObject on ${where} (only the If-Match guard stopped the write, so nothing was written): ` +
-        "the role may write to the source bucket.\nFix: grant only s3:GetObject on the source bucket (DocumentProcessorS3Access).",
-    };
-  }
-  return { ok: false, reason: `expected AccessDenied, got ${describe(result.error)}` };
-}
-
-export function judgeOtherServiceCall(result: ProbeResult): Verdict {
-  if (result.ok) {
-    return {
-      ok: false,
-      reason:
-        "sts:GetAccessKeyInfo SUCCEEDED: the role has permissions beyond its policy (a wildcard action or another " +
-        "attached policy).\nFix: attach only DocumentProcessorS3Access to the role.",
-    };
-  }
-  const { name, status } = awsErrorInfo(result.error);
-  if (name === "AccessDenied" || name === "UnauthorizedOperation" || status === 403) {
-    return { ok: true, detail: `${name}, as it must be` };
-  }
-  return { ok: false, reason: `expected AccessDenied, got ${describe(result.error)}` };
-}
-
-export function judgeQueueProbes(probes: QueueProbes, queueUrl: string): Verdict {
-  const problems: string[] = [];
-  for (const [action, result] of Object.entries(probes) as [keyof QueueProbes, ProbeResult][]) {
-    const kind = classifyProbe(result);
-    if (kind === "authorized" || result.ok) continue;
-    if (kind === "denied") problems.push(`sqs:${capitalize(action)} is denied (${describe(result.error)})`);
-    else problems.push(`sqs:${capitalize(action)} failed: ${describe(result.error)}`);
-  }
-  if (problems.length === 0) {
-    return { ok: true, detail: "sqs:ChangeMessageVisibility and sqs:DeleteMessage authorized (no message touched)" };
-  }
-  return {
-    ok: false,
-    reason:
-      `${problems.join("; ")} on ${queueUrl}.\nFix: the role's policy needs sqs:ReceiveMessage, sqs:DeleteMessage and ` +
-      "sqs:ChangeMessageVisibility on the queue's ARN (statement ConsumeNotifications), and queueUrl must be that queue.",
-  };
-}
-
-function capitalize(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-function describe(err: unknown): string {
-  const { name, status } = awsErrorInfo(err);
-  return `${name}${status === undefined ? "" : ` ${status}`}: ${errorMessage(err)}`;
 }

@@ -1,13 +1,13 @@
 /**
  * The running service: READY to systemd (reached only once start-up has proven the identity and that the role can
- * consume the queue: app.ts prepare and verifyQueueAccess), the watchdog fed only while the receive loop makes
+ * consume the queue: prepare and verifyQueueAccess in startup.ts), the watchdog fed only while the receive loop makes
  * progress, a periodic status line, and shutdown on SIGTERM/SIGINT (stop receiving, drain up to the deadline, release
  * the rest, exit 0; a second signal exits at once).
  */
-import type { RunningDaemon } from "../app.js";
 import { ExitCode } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
-import type { ConsumerEvent } from "../queue/consumer.js";
+import { RECEIVE_BACKOFF_MAX_MS } from "../queue/backoff.js";
+import type { ConsumerEvent, StopResult } from "../queue/consumer.js";
 import type { Notifier } from "./systemd.js";
 
 /** Tracks receive-loop progress for the watchdog. */
@@ -75,8 +75,28 @@ export class ShutdownSignals {
   }
 }
 
+/** What supervise needs of a running daemon: its stop, its figures, and the receive loop's end. */
+export interface SupervisedDaemon {
+  consumer: { stop(opts: { drainTimeoutMs: number }): Promise<StopResult> };
+  /** The snapshot is only logged, so any object of figures will do. */
+  metrics: { snapshot(): object; statusLine(): string };
+  /** Settles when the receive loop ends (after stop), rejects on a bug. */
+  loop: Promise<void>;
+}
+
+/**
+ * An SQS call's longest life: the SDK clients' socket timeout (requestTimeout in src/aws/clients.ts), which bounds a
+ * long poll that never answers.
+ */
+export const SQS_REQUEST_TIMEOUT_MS = 60_000;
+
+/** One loop cycle lasts at most a long poll plus the longest receive backoff and a request timeout; older progress means stalled. */
+export function stallAfterMs(waitTimeSeconds: number): number {
+  return waitTimeSeconds * 1_000 + RECEIVE_BACKOFF_MAX_MS + SQS_REQUEST_TIMEOUT_MS;
+}
+
 export interface SuperviseOptions {
-  daemon: RunningDaemon;
+  daemon: SupervisedDaemon;
   liveness: Liveness;
   log: Logger;
   notifier: Notifier;

@@ -1,7 +1,7 @@
 // The reliability runner's bookkeeping: a wrong verdict here would let a lost document pass as processed, or blame a
 // duplicate on the wrong cause.
 import { describe, expect, it } from "vitest";
-import { auditDocuments, explainDuplicates, summarizeCauses, type DaemonFacts, type DoneLine } from "./lib/accounting.js";
+import { CAUSE_TEXT, auditDocuments, explainDuplicates, summarizeCauses, type DaemonFacts, type DoneLine } from "./lib/accounting.js";
 import { Report, scenarioLine, summaryLine } from "./lib/report.js";
 
 const doc = (key: string) => ({ key, sha256: `sha-${key}`, size: key.length });
@@ -74,7 +74,32 @@ describe("explainDuplicates", () => {
       lapsed: ["visibility-lapsed"],
       plain: ["redelivered"],
     });
-    expect(summarizeCauses(explained)).toHaveLength(5);
+    // One of each cause, in the order the keys were first seen (ties keep that order).
+    expect(summarizeCauses(explained)).toEqual([
+      ["second-event", 1],
+      ["killed-before-delete", 1],
+      ["delete-failed", 1],
+      ["visibility-lapsed", 1],
+      ["redelivered", 1],
+    ]);
+  });
+
+  it("summarizeCauses counts each cause over all keys, the most frequent first", () => {
+    const done = [
+      line("a", 0, "m1", 1),
+      line("a", 1, "m1", 2),
+      line("a", 1, "m2", 3),
+      line("b", 0, "m3", 1),
+      line("b", 1, "m3", 2),
+      line("c", 0, "m4", 1),
+      line("c", 0, "m5", 2),
+      line("c", 0, "m6", 3),
+    ];
+    const explained = explainDuplicates(done, [facts("sigkill"), facts("sigterm")]);
+    expect(summarizeCauses(explained)).toEqual([
+      ["second-event", 3],
+      ["killed-before-delete", 2],
+    ]);
   });
 
   it("orders each key's processings by time, whatever order the daemons' logs were read in", () => {
@@ -89,7 +114,7 @@ describe("report lines", () => {
     const report = new Report();
     const audit = auditDocuments([doc("a"), doc("b")], new Map([["a", output("a")]]), new Set(), []);
     report.documents(audit, [], { allProcessed: true });
-    expect(report.failures).toHaveLength(1);
+    expect(report.failures).toEqual(['1 document(s) lost (no output, no message): "b"']);
     expect(scenarioLine("kill-9", report, 1234)).toBe("FAIL kill-9       uploaded=2 processed=1 lost=1 duplicates=0 wall=1.2s");
   });
 
@@ -99,8 +124,27 @@ describe("report lines", () => {
     strict.documents(audit, [], { allProcessed: true });
     const lenient = new Report();
     lenient.documents(audit, [], { allProcessed: false });
-    expect([strict.failures.length, lenient.failures.length]).toEqual([1, 0]);
+    expect(strict.failures).toEqual(['1 document(s) not processed, their message still queued or in the DLQ: "a"']);
+    expect(lenient.failures).toEqual([]);
     expect(scenarioLine("x", lenient, 0)).toContain("lost=0");
+  });
+
+  it("explains duplicates under the scenario line: counts per cause, what each means, then each key", () => {
+    const done = [line("a", 0, "m1", 1), line("a", 1, "m1", 2), line("b", 0, "m2", 1), line("b", 0, "m3", 2)];
+    const duplicates = explainDuplicates(done, [facts("sigkill"), facts("sigterm")]);
+    const report = new Report();
+    report.documents(auditDocuments([doc("a"), doc("b")], new Map([["a", output("a")], ["b", output("b")]]), new Set(), done), duplicates, {
+      allProcessed: true,
+    });
+    expect(report.failures).toEqual([]);
+    expect(report.details).toEqual([
+      "duplicates (expected: delivery is at least once and the output write is idempotent): 1 killed-before-delete, 1 second-event",
+      `  killed-before-delete: ${CAUSE_TEXT["killed-before-delete"]}`,
+      `  second-event: ${CAUSE_TEXT["second-event"]}`,
+      '  "a" processed 2x: killed-before-delete',
+      '  "b" processed 2x: second-event',
+    ]);
+    expect(scenarioLine("dup", report, 0)).toBe("PASS dup          uploaded=2 processed=2 lost=0 duplicates=2 wall=0.0s");
   });
 
   it("ends a run with the exact summary line", () => {

@@ -13,7 +13,7 @@ import {
   judgeSourceWrite,
   judgeTokenlessStatus,
   type ProbeResult,
-} from "../../../src/service/check.js";
+} from "../../../src/service/check-verdicts.js";
 import { deniedProbes, judgeDeniedProbe, runDeniedProbe, type DeniedProbe } from "../../../src/service/denied-probes.js";
 
 const sdkError = (name: string, status: number, message = name): ProbeResult => ({

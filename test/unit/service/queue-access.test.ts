@@ -4,7 +4,6 @@
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
-import { verifyQueueAccess, type Prepared } from "../../../src/app.js";
 import type { QueueLocation } from "../../../src/config/queue-url.js";
 import { ErrorCode, ExitCode, QueueAccessError, exitCodeFor } from "../../../src/errors.js";
 import { silentLogger } from "../../../src/observability/logger.js";
@@ -17,6 +16,7 @@ import {
   type ProbeResult,
   type QueueAccess,
 } from "../../../src/queue/access-probe.js";
+import { verifyQueueAccess, type QueueProofTarget } from "../../../src/service/startup.js";
 
 /** An error as the SDK throws it: name, HTTP status and, for SQS's query-compatible errors, the query code. */
 const sdkError = (name: string, status: number | undefined, extra: Record<string, unknown> = {}): Error =>
@@ -189,14 +189,14 @@ describe("probeQueue and verifyQueueAccess (mocked SQS)", () => {
   afterEach(() => sqsMock.reset());
   const QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/doc-events";
 
-  function prepared(): Prepared {
+  function prepared(): QueueProofTarget {
     return {
       queue: { url: QUEUE_URL, endpoint: "https://sqs.us-east-1.amazonaws.com", account: "123456789012", name: "doc-events", region: "us-east-1" },
       clients: { sqs: new SQSClient({ region: "us-east-1" }) },
       identity: { arn: "arn:aws:sts::123456789012:assumed-role/R/i-1", account: "123456789012", roleName: "R", instanceId: "i-1" },
       instance: { instanceId: "i-1", accountId: "123456789012", region: "us-east-1", availabilityZone: "us-east-1a", roleName: "R" },
       region: "us-east-1",
-    } as unknown as Prepared;
+    };
   }
 
   it("sends only ChangeMessageVisibility and DeleteMessage with the impossible handle: no ReceiveMessage, no message touched", async () => {

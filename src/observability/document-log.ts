@@ -1,0 +1,43 @@
+/**
+ * The per-document log policy: one "document" line per document with its outcome and figures, at info when the
+ * document is done or superseded and at warn otherwise. A permanent failure is the document's problem, not the
+ * daemon's: reported, recorded, acknowledged. Pure (line and level), so the policy is tested without a logger.
+ */
+import type { Outcome } from "../pipeline/outcome.js";
+import type { Logger } from "./logger.js";
+
+export interface DocumentLogFacts {
+  doc: { key: string; bucket: string; size?: number | undefined };
+  messageId: string;
+  receiveCount: number;
+  durationMs: number;
+}
+
+/** The fields of the "document" line, outcome-specific ones last. */
+export function documentLine(facts: DocumentLogFacts, outcome: Outcome): Record<string, unknown> {
+  const { doc } = facts;
+  return {
+    outcome: outcome.status,
+    key: doc.key,
+    bucket: doc.bucket,
+    messageId: facts.messageId,
+    receiveCount: facts.receiveCount,
+    durationMs: facts.durationMs,
+    size: doc.size,
+    ...(outcome.status === "done"
+      ? { bytesIn: outcome.bytesIn, bytesOut: outcome.bytesOut, outputs: outcome.outputs }
+      : outcome.status === "superseded"
+        ? { reason: outcome.reason }
+        : outcome.status === "failed-permanently"
+          ? { code: outcome.code, reason: outcome.reason, outputs: outcome.outputs }
+          : { code: outcome.code, reason: outcome.reason }),
+  };
+}
+
+export function documentLogLevel(outcome: Outcome): "info" | "warn" {
+  return outcome.status === "done" || outcome.status === "superseded" ? "info" : "warn";
+}
+
+export function logDocument(log: Logger, facts: DocumentLogFacts, outcome: Outcome): void {
+  log[documentLogLevel(outcome)](documentLine(facts, outcome), "document");
+}
