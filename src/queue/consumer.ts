@@ -1,7 +1,7 @@
 /**
  * The SQS consumer: composes the receive loop, the parse dispatch, the messages in flight (with their heartbeat and
- * acknowledgement) and the delete batcher, and owns their lifecycle: start, and a stop that aborts the long poll,
- * releases the messages that never started at once, drains the rest, and releases what it could not finish.
+ * acknowledgement), the delete batcher and the drain, and owns their lifecycle: start once, and a stop that aborts
+ * the long poll, then drains (drain.ts) and reports what the stop did.
  *
  * SQS calls used, all inside the role's policy: ReceiveMessage, DeleteMessage(Batch), ChangeMessageVisibility(Batch).
  */
@@ -10,6 +10,7 @@ import type { Logger } from "../observability/logger.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
 import { DeleteBatcher } from "./delete-batcher.js";
 import { dispatch } from "./dispatch.js";
+import { drain } from "./drain.js";
 import type { ConsumerEvent, ConsumerStats, StopResult } from "./events.js";
 import { Heartbeat } from "./heartbeat.js";
 import { InFlight } from "./in-flight.js";
@@ -72,7 +73,7 @@ export class Consumer {
   private readonly heartbeat: Heartbeat;
   private readonly inFlight: InFlight;
   /** What this stop has done so far, for its StopResult; undefined until stop() begins. */
-  private drain: { completed: number; released: number } | undefined;
+  private drainTally: { completed: number; released: number } | undefined;
 
   constructor(private readonly options: ConsumerOptions) {
     const { sqs, queueUrl, log } = options;
@@ -107,7 +108,7 @@ export class Consumer {
       random: options.random ?? Math.random,
       maxProcessingSeconds: options.maxProcessingSeconds,
       onSettled: () => {
-        if (this.drain !== undefined) this.drain.completed += 1;
+        if (this.drainTally !== undefined) this.drainTally.completed += 1;
       },
     });
   }
@@ -193,41 +194,30 @@ export class Consumer {
   ): Promise<StopResult> {
     const { log } = this.options;
     const clock = this.options.clock ?? Date.now;
-    const drain = (this.drain = { completed: 0, released: 0 });
+    const tally = (this.drainTally = { completed: 0, released: 0 });
     const deadline = clock() + Math.max(0, drainTimeoutMs);
     running.poll.abort();
     // A loop that failed reported it through start(); stopping still drains what it received.
     await running.loop.catch(() => undefined);
-
-    const unstarted = await this.inFlight.abandon(
-      "unstarted",
-      "not started before shutdown",
-      "shutting down before it started",
+    const { timedOut } = await drain(
+      {
+        inFlight: this.inFlight,
+        deletes: this.deletes,
+        heartbeat: this.heartbeat,
+        log,
+        clock,
+        abortGraceMs: this.options.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS,
+      },
+      deadline,
+      drainTimeoutMs,
     );
-    log.info(
-      { inFlight: this.inFlight.size, releasedUnstarted: unstarted, drainTimeoutMs },
-      "consumer stopping: receiving stopped, draining",
-    );
-    let timedOut = false;
-    if (!(await this.inFlight.settledWithin(Math.max(0, deadline - clock())))) {
-      timedOut = true;
-      log.warn({ messages: this.inFlight.running }, "drain deadline reached; aborting in-flight documents");
-      this.inFlight.abortRunning("shutting down");
-      await this.inFlight.settledWithin(this.options.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS);
-      await this.inFlight.abandon("running", "still running at the drain deadline", "shutting down");
-      // Whatever is acknowledging still finishes; abandoned ones are no longer tracked.
-      await this.inFlight.settled();
-    }
-    await this.deletes.drain();
-    this.heartbeat.close();
-
-    const result: StopResult = { ...drain, timedOut };
+    const result: StopResult = { ...tally, timedOut };
     log.info({ ...result }, "consumer stopped");
     return result;
   }
 
   private emit(event: ConsumerEvent): void {
-    if (event.type === "released" && this.drain !== undefined) this.drain.released += event.count;
+    if (event.type === "released" && this.drainTally !== undefined) this.drainTally.released += event.count;
     const listener = this.options.onEvent;
     if (listener === undefined) return;
     try {
