@@ -682,6 +682,35 @@ describe("visibility heartbeat", () => {
     expect(deleteCalls(h)).toHaveLength(1);
   });
 
+  it.each([
+    ["deleted", DONE, "delete"],
+    ["backed off", RETRY, "backoff"],
+  ] as const)("waits for an extension in flight before a settled message is %s", async (_label, outcome, action) => {
+    const h = start({ random: () => 1 });
+    let land: (() => void) | undefined;
+    h.sqs.on(ChangeMessageVisibilityCommand).callsFake((input: { VisibilityTimeout?: number }) => {
+      if (input.VisibilityTimeout !== 20) return Promise.resolve({});
+      return new Promise((resolve) => {
+        land = () => resolve({});
+        h.events.poke();
+      });
+    });
+    h.receives.push([message("m", documents("a"))]);
+    await h.pipeline.until(() => h.pipeline.submissions.length === 1);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(land).toBeDefined();
+    h.pipeline.submission("a").settle(outcome);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(deleteCalls(h)).toHaveLength(0);
+    expect(visibilityCalls(h).map((c) => c.VisibilityTimeout)).toEqual([20]);
+
+    land?.();
+    await vi.advanceTimersByTimeAsync(100); // the delete's linger (50 ms)
+    if (action === "delete") await h.events.until(() => h.events.sum("deleted") === 1);
+    else await h.events.until(() => h.events.of("returned").length === 1);
+    expect(visibilityCalls(h).map((c) => c.VisibilityTimeout)).toEqual(action === "delete" ? [20] : [20, 10]);
+  });
+
   it("extends messages due together in one batch and stops for an entry whose receipt handle is invalid", async () => {
     const h = start();
     h.sqs
