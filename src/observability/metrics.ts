@@ -1,11 +1,11 @@
 /**
- * Counters, gauges and histograms fed by consumer events and document outcomes (core code makes no metrics calls of
- * its own). Names follow Filebeat's aws-s3 input where they fit, so operators recognise them. The same numbers feed
- * the periodic log line and systemd's STATUS= (plain values, read synchronously) and a prom-client registry that
- * prometheus.ts serves when metricsPort is set.
+ * Counters, gauges and histograms fed by consumer events and document outcomes (core code makes no metrics calls and
+ * keeps no counters of its own: these are the one set). Names follow Filebeat's aws-s3 input where they fit, so
+ * operators recognise them. The same numbers feed the periodic log line and systemd's STATUS= (plain values, read
+ * synchronously) and a prom-client registry that prometheus.ts serves when metricsPort is set.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { ConsumerEvent } from "../queue/consumer.js";
+import type { ConsumerEvent } from "../queue/events.js";
 import type { Outcome } from "../pipeline/outcome.js";
 
 /** Prefix of every metric this daemon defines (process metrics from prom-client keep their standard names). */
@@ -17,6 +17,7 @@ export interface MetricsSnapshot {
   sqs_messages_returned_total: number;
   sqs_messages_released_total: number;
   sqs_messages_malformed_total: number;
+  sqs_messages_delete_failed_total: number;
   sqs_visibility_timeout_extensions_total: number;
   sqs_receive_errors_total: number;
   s3_objects_processed_total: number;
@@ -46,6 +47,8 @@ const COUNTER_HELP: Record<CounterKey, string> = {
   sqs_messages_returned_total: "SQS messages not acknowledged and given a backoff visibility timeout (redelivered later).",
   sqs_messages_released_total: "SQS messages made visible again at once because the daemon was stopping.",
   sqs_messages_malformed_total: "SQS messages whose body is not a notification; left for the redrive policy.",
+  sqs_messages_delete_failed_total:
+    "SQS messages whose delete failed for good: they will be redelivered (a duplicate risk, not a loss).",
   sqs_visibility_timeout_extensions_total: "Visibility timeout extensions of messages still being processed.",
   sqs_receive_errors_total: "ReceiveMessage calls that failed.",
   s3_objects_processed_total: "Source objects processed, outputs written.",
@@ -76,6 +79,7 @@ export class Metrics {
     sqs_messages_returned_total: 0,
     sqs_messages_released_total: 0,
     sqs_messages_malformed_total: 0,
+    sqs_messages_delete_failed_total: 0,
     sqs_visibility_timeout_extensions_total: 0,
     sqs_receive_errors_total: 0,
     s3_objects_processed_total: 0,
@@ -161,8 +165,13 @@ export class Metrics {
       case "malformed":
         this.count("sqs_messages_malformed_total");
         break;
-      case "capped":
       case "error":
+        // The consumer reports a delete's error only once it failed for good (after its retry).
+        if (event.operation === "DeleteMessage" || event.operation === "DeleteMessageBatch") {
+          this.count("sqs_messages_delete_failed_total", event.messageIds.length);
+        }
+        break;
+      case "capped":
         break;
     }
   }

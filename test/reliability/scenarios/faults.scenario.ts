@@ -4,6 +4,8 @@
 // whose event went out twice). The SDK's own retries absorb most single faults, so there are also short storms where
 // every call of a service fails: S3 (documents fail and back off), SQS (receives back off, deletes fail and messages
 // come back), then SQS again with the calls taking effect (deletes that worked, receives whose messages stay hidden). Nothing may be lost; every document ends with its correct output.
+import type { MetricsSnapshot } from "../../../src/observability/metrics.js";
+import type { LogLine } from "../../local/daemon-process.js";
 import type { FaultService, FaultSettings } from "../../local/gateway/faults.js";
 import { discardTestEvent } from "../../integration/helpers/daemon-harness.js";
 import { uploadPaced } from "../lib/aws.js";
@@ -99,13 +101,15 @@ export const faults: Scenario = {
         report.check(rate >= 10, `${service} fault rate ${rate.toFixed(1)}% is below the 10% the scenario promises`);
         report.detail(`${service}: ${c.error} InternalError, ${c.throttle} throttled, ${c.reset} resets, ${c.latency} slowed by ${FAULTS.latencyMs} ms`);
       }
-      const lines = fleet.lines();
-      const retried = lines.filter((l) => l.msg === "document" && l["outcome"] === "retry").length;
-      const receiveErrors = lines.filter((l) => l.msg === "ReceiveMessage failed; backing off").length;
-      const deleteFailures = lines.filter((l) => typeof l.msg === "string" && l.msg.startsWith("delete failed")).length;
-      report.figure("retriedDocs", retried);
-      report.figure("receiveErrors", receiveErrors);
-      report.figure("deleteFailures", deleteFailures);
+      // Counted by the daemons' own metrics (the last snapshot each logged, on its way out), not from log text.
+      const metrics = finalMetrics(fleet.lines());
+      report.check(
+        metrics.daemons === fleet.daemons.length,
+        `${fleet.daemons.length - metrics.daemons} daemon(s) logged no metrics snapshot`,
+      );
+      report.figure("retriedDocs", metrics.total("s3_objects_failed_total"));
+      report.figure("receiveErrors", metrics.total("sqs_receive_errors_total"));
+      report.figure("deleteFailures", metrics.total("sqs_messages_delete_failed_total"));
       report.figure("settle", `${(settled.ms / 1000).toFixed(1)}s`);
       checkDaemonsHealthy(rig, report);
     } finally {
@@ -114,3 +118,24 @@ export const faults: Scenario = {
     return report;
   },
 };
+
+type Counter = { [K in keyof MetricsSnapshot]: MetricsSnapshot[K] extends number ? K : never }[keyof MetricsSnapshot];
+
+/**
+ * The last `metrics` snapshot each daemon logged (the periodic status lines and the final "stopped" line carry one),
+ * and a counter's sum over them: each process counts only its own work.
+ */
+export function finalMetrics(lines: readonly (LogLine & { daemon: number })[]): {
+  daemons: number;
+  total: (counter: Counter) => number;
+} {
+  const last = new Map<number, Record<string, unknown>>();
+  for (const line of lines) {
+    const m = line["metrics"];
+    if (typeof m === "object" && m !== null) last.set(line.daemon, m as Record<string, unknown>);
+  }
+  return {
+    daemons: last.size,
+    total: (counter) => [...last.values()].reduce((n, m) => n + (typeof m[counter] === "number" ? m[counter] : 0), 0),
+  };
+}

@@ -25,7 +25,10 @@ function exercise(metrics: Metrics): void {
   metrics.onConsumerEvent({ type: "extended", count: 2 });
   metrics.onConsumerEvent({ type: "malformed", messageId: "m-bad", reason: "not-json" });
   metrics.onConsumerEvent({ type: "capped", messageId: "m-slow" });
+  // A delete that failed for good counts; other calls' errors are counted elsewhere (receives) or not at all.
   metrics.onConsumerEvent({ type: "error", operation: "DeleteMessageBatch", error: new Error("x"), messageIds: ["m1"] });
+  metrics.onConsumerEvent({ type: "error", operation: "ChangeMessageVisibility", error: new Error("x"), messageIds: ["m2"] });
+  metrics.onConsumerEvent({ type: "error", operation: "ReceiveMessage", error: new Error("x"), messageIds: [] });
   for (let i = 0; i < 5; i++) metrics.documentStarted();
   // Processed 5 s after the S3 event, in 1.2 s.
   metrics.documentEnded({ status: "done", outputs: ["a.json"], bytesIn: 1000, bytesOut: 250 }, 1200, "2026-05-01T11:59:55.000Z", NOW);
@@ -52,6 +55,7 @@ describe("Metrics", () => {
       sqs_messages_returned_total: 1,
       sqs_messages_released_total: 1,
       sqs_messages_malformed_total: 1,
+      sqs_messages_delete_failed_total: 1,
       sqs_visibility_timeout_extensions_total: 2,
       sqs_receive_errors_total: 1,
       s3_objects_processed_total: 1,
@@ -78,6 +82,7 @@ describe("Metrics", () => {
       sqs_messages_returned_total: 1,
       sqs_messages_released_total: 1,
       sqs_messages_malformed_total: 1,
+      sqs_messages_delete_failed_total: 1,
       sqs_visibility_timeout_extensions_total: 2,
       sqs_receive_errors_total: 1,
       s3_objects_processed_total: 1,
@@ -123,6 +128,7 @@ describe("Metrics", () => {
         "s3_objects_processed_total counter",
         "s3_objects_rejected_total counter",
         "s3_objects_superseded_total counter",
+        "sqs_messages_delete_failed_total counter",
         "sqs_messages_deleted_total counter",
         "sqs_messages_inflight gauge",
         "sqs_messages_malformed_total counter",
@@ -170,5 +176,17 @@ describe("Metrics", () => {
     metrics.observeInFlightMessages(() => 1);
     expect(metrics.statusLine()).toBe("processed 1, failed 1, rejected 0, in flight 1, received 3, deleted 2, lag 5.0s");
     expect(new Metrics().statusLine()).toBe("processed 0, failed 0, rejected 0, in flight 0, received 0, deleted 0");
+  });
+});
+
+describe("Metrics: delete failures", () => {
+  it("counts each message of a DeleteMessage or DeleteMessageBatch error, and no other operation's", () => {
+    const metrics = new Metrics();
+    const failed = (operation: "DeleteMessage" | "DeleteMessageBatch" | "ChangeMessageVisibilityBatch", ids: string[]) =>
+      metrics.onConsumerEvent({ type: "error", operation, error: new Error("x"), messageIds: ids });
+    failed("DeleteMessage", ["a"]);
+    failed("DeleteMessageBatch", ["b", "c"]);
+    failed("ChangeMessageVisibilityBatch", ["d", "e"]);
+    expect(metrics.snapshot().sqs_messages_delete_failed_total).toBe(3);
   });
 });

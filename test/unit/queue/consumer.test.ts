@@ -16,6 +16,7 @@ import type { Outcome } from "../../../src/pipeline/outcome.js";
 import type { DocumentPipeline, SubmitContext } from "../../../src/pipeline/types.js";
 import { Consumer, receiveSize, type ConsumerEvent, type ConsumerOptions } from "../../../src/queue/consumer.js";
 import { MAX_LOG_LINE_BYTES } from "../../../src/observability/log-bounds.js";
+import { Metrics } from "../../../src/observability/metrics.js";
 import { parseNotification } from "../../../src/queue/notifications.js";
 import type { DocumentRef, ParsedNotification } from "../../../src/queue/records.js";
 
@@ -173,6 +174,8 @@ interface Harness {
   sqs: AwsClientStub<SQSClient>;
   pipeline: FakePipeline;
   events: EventLog;
+  /** The one set of counters, fed by the consumer's events as the daemon feeds it. */
+  metrics: Metrics;
   logs: Record<string, unknown>[];
   /** The same lines as written. */
   rawLines: string[];
@@ -190,6 +193,7 @@ function setup(overrides: Partial<ConsumerOptions> = {}): Harness {
   const sqs = mockClient(client);
   const pipeline = new FakePipeline();
   const events = new EventLog();
+  const metrics = new Metrics();
   const logs: Record<string, unknown>[] = [];
   const rawLines: string[] = [];
   const log = createLogger({
@@ -240,10 +244,13 @@ function setup(overrides: Partial<ConsumerOptions> = {}): Harness {
     waitTimeSeconds: 20,
     deleteBatchLingerMs: 50,
     random: () => 1,
-    onEvent: (e) => events.push(e),
+    onEvent: (e) => {
+      metrics.onConsumerEvent(e);
+      events.push(e);
+    },
     ...overrides,
   });
-  return { consumer, sqs, pipeline, events, logs, rawLines, receives, receiveSignals };
+  return { consumer, sqs, pipeline, events, metrics, logs, rawLines, receives, receiveSignals };
 }
 
 /** Advance fake time in steps until `promise` settles (no real waiting); fails after `maxMs` of fake time. */
@@ -426,7 +433,7 @@ describe("receive errors", () => {
     expect(receiveCalls(h)).toHaveLength(5);
 
     expect(h.events.of("error").map((e) => e.operation)).toEqual(Array(3).fill("ReceiveMessage"));
-    expect(h.consumer.stats().receiveErrors).toBe(3);
+    expect(h.metrics.snapshot().sqs_receive_errors_total).toBe(3);
     const warnings = h.logs.filter((l) => l["msg"] === "ReceiveMessage failed; backing off");
     expect(warnings.map((l) => l["retryInMs"])).toEqual([1_000, 2_000, 1_000]);
     expect(warnings[0]).toMatchObject({ level: "warn", code: "ThrottlingException" });
@@ -584,7 +591,7 @@ describe("deletes", () => {
     h.receives.push([message("a", documents("a")), message("b", documents("b")), message("c", documents("c"))]);
     await waitForReceives(h, 2);
     await vi.advanceTimersByTimeAsync(50);
-    await h.events.until(() => h.consumer.stats().deleteFailures === 1 && h.events.sum("deleted") === 2);
+    await h.events.until(() => h.metrics.snapshot().sqs_messages_delete_failed_total === 1 && h.events.sum("deleted") === 2);
 
     expect(deleteBatchCalls(h)).toHaveLength(1);
     expect(deleteBatchCalls(h)[0]?.Entries).toHaveLength(3);
@@ -607,7 +614,7 @@ describe("deletes", () => {
     h.receives.push([message("a", documents("a")), message("b", documents("b"))]);
     await waitForReceives(h, 2);
     await vi.advanceTimersByTimeAsync(50);
-    await h.events.until(() => h.consumer.stats().deleteFailures === 1);
+    await h.events.until(() => h.metrics.snapshot().sqs_messages_delete_failed_total === 1);
 
     expect(deleteCalls(h).map((c) => c.ReceiptHandle).sort()).toEqual(["rh-a", "rh-b"]);
     expect(h.events.sum("deleted")).toBe(1);
@@ -673,6 +680,35 @@ describe("visibility heartbeat", () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(visibilityCalls(h)).toHaveLength(1);
     expect(deleteCalls(h)).toHaveLength(1);
+  });
+
+  it.each([
+    ["deleted", DONE, "delete"],
+    ["backed off", RETRY, "backoff"],
+  ] as const)("waits for an extension in flight before a settled message is %s", async (_label, outcome, action) => {
+    const h = start({ random: () => 1 });
+    let land: (() => void) | undefined;
+    h.sqs.on(ChangeMessageVisibilityCommand).callsFake((input: { VisibilityTimeout?: number }) => {
+      if (input.VisibilityTimeout !== 20) return Promise.resolve({});
+      return new Promise((resolve) => {
+        land = () => resolve({});
+        h.events.poke();
+      });
+    });
+    h.receives.push([message("m", documents("a"))]);
+    await h.pipeline.until(() => h.pipeline.submissions.length === 1);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(land).toBeDefined();
+    h.pipeline.submission("a").settle(outcome);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(deleteCalls(h)).toHaveLength(0);
+    expect(visibilityCalls(h).map((c) => c.VisibilityTimeout)).toEqual([20]);
+
+    land?.();
+    await vi.advanceTimersByTimeAsync(100); // the delete's linger (50 ms)
+    if (action === "delete") await h.events.until(() => h.events.sum("deleted") === 1);
+    else await h.events.until(() => h.events.of("returned").length === 1);
+    expect(visibilityCalls(h).map((c) => c.VisibilityTimeout)).toEqual(action === "delete" ? [20] : [20, 10]);
   });
 
   it("extends messages due together in one batch and stops for an entry whose receipt handle is invalid", async () => {
@@ -891,6 +927,44 @@ describe("stop", () => {
     expect(visibilityBatchCalls(h)).toHaveLength(1);
   });
 
+  // One abandon routine for both stop paths: an extension landing after the release would hide the message again,
+  // so the release waits for it (the deadline path used not to).
+  it.each([
+    ["abandoned at the drain deadline", true],
+    ["released before it started", false],
+  ])("waits for an extension in flight before releasing a message %s", async (_label, started) => {
+    const h = start({ visibilityTimeoutSeconds: 20, abortGraceMs: 500 });
+    h.pipeline.startAtOnce = started;
+    let land: (() => void) | undefined;
+    h.sqs.on(ChangeMessageVisibilityCommand).callsFake((input: { VisibilityTimeout?: number }) => {
+      if (input.VisibilityTimeout === 0) return Promise.resolve({});
+      // The heartbeat's extension: slow to answer.
+      return new Promise((resolve) => {
+        land = () => resolve({});
+        h.events.poke();
+      });
+    });
+    h.receives.push([message("m", documents("stuck"))]); // ignores its abort signal
+    await h.pipeline.until(() => h.pipeline.submissions.length === 1);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(land).toBeDefined();
+
+    const stopping = h.consumer.stop({ drainTimeoutMs: 1_000 });
+    let result: unknown;
+    void stopping.then((r) => (result = r));
+    await vi.advanceTimersByTimeAsync(5_000); // past the deadline (1 s) and the abort grace (0.5 s)
+    expect(h.pipeline.submission("stuck").ctx.signal.aborted).toBe(true);
+    const releases = () => visibilityCalls(h).filter((c) => c.VisibilityTimeout === 0);
+    expect(releases()).toHaveLength(0);
+    expect(result).toBeUndefined();
+
+    land?.();
+    await expect(advanceUntil(stopping)).resolves.toEqual({ completed: 0, released: 1, timedOut: started });
+    expect(releases()).toEqual([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-m", VisibilityTimeout: 0 }]);
+    // The extension landed before the release: the last word on the message's visibility is 0.
+    expect(visibilityCalls(h).map((c) => c.VisibilityTimeout)).toEqual([20, 0]);
+  });
+
   it("flushes pending deletes before stop() resolves", async () => {
     const h = start({ deleteBatchLingerMs: 60_000 });
     h.receives.push([message("t", { kind: "test-event" })]);
@@ -904,11 +978,13 @@ describe("stop", () => {
 
 describe("robustness", () => {
   it("treats a throwing parser as malformed and a throwing event listener as a logged error", async () => {
+    const metrics = new Metrics();
     const h = start({
       parse: () => {
         throw new Error("parser bug");
       },
-      onEvent: () => {
+      onEvent: (e) => {
+        metrics.onConsumerEvent(e);
         throw new Error("listener bug");
       },
     });
@@ -916,7 +992,7 @@ describe("robustness", () => {
     await waitForReceives(h, 2);
     await vi.advanceTimersByTimeAsync(100);
     expect(deleteCalls(h)).toHaveLength(0);
-    expect(h.consumer.stats().malformed).toBe(1);
+    expect(metrics.snapshot().sqs_messages_malformed_total).toBe(1);
     expect(h.logs.some((l) => l["msg"] === "consumer event listener threw")).toBe(true);
   });
 

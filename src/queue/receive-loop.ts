@@ -1,0 +1,131 @@
+/**
+ * The receive loop: waits until the pipeline has room for a full batch (or a worker would idle), long-polls for that
+ * many messages, hands each one on, and backs off after a failed receive. It ends when `poll` aborts; messages a
+ * long poll returns after that were never started and go to `releaseLate`.
+ */
+import { ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import { awsErrorInfo } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
+import type { DocumentPipeline } from "../pipeline/types.js";
+import { receiveBackoffMs } from "./backoff.js";
+import type { Emit } from "./events.js";
+import { SQS_BATCH_MAX, handleOf, type Handle } from "./sqs-calls.js";
+
+/** Pause after the pipeline reports room but has none, so a misbehaving pipeline cannot make the loop spin. */
+const SPURIOUS_WAKE_DELAY_MS = 100;
+
+export interface ReceiveLoopDeps {
+  sqs: SQSClient;
+  queueUrl: string;
+  pipeline: DocumentPipeline;
+  /** Long-poll wait (1..20); also how long the loop waits for room before it reports a "full" cycle. */
+  waitTimeSeconds: number;
+  /** Requested on ReceiveMessage. */
+  visibilityTimeoutSeconds: number;
+  log: Logger;
+  emit: Emit;
+  random: () => number;
+  /** Each message received while running. */
+  accept: (message: Message) => void;
+  /** Messages a long poll returned after `poll` aborted. */
+  releaseLate: (handles: Handle[]) => Promise<void>;
+}
+
+/** Runs until `poll` aborts. Never rejects on an SQS failure (those back off); only a bug rejects. */
+export async function runReceiveLoop(deps: ReceiveLoopDeps, poll: AbortSignal): Promise<void> {
+  const { log, emit } = deps;
+  let failures = 0;
+  while (!poll.aborted) {
+    const room = await waitForRoom(deps, poll);
+    if (poll.aborted) break;
+    if (room <= 0) {
+      emit({ type: "cycle", result: "full", received: 0 });
+      continue;
+    }
+    let messages: Message[];
+    try {
+      const out = await deps.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: deps.queueUrl,
+          // Never more than the pipeline has room for: held messages are covered by the heartbeat.
+          MaxNumberOfMessages: room,
+          WaitTimeSeconds: deps.waitTimeSeconds,
+          VisibilityTimeout: deps.visibilityTimeoutSeconds,
+          MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
+        }),
+        { abortSignal: poll },
+      );
+      messages = out.Messages ?? [];
+    } catch (err) {
+      if (poll.aborted) break;
+      failures += 1;
+      const retryInMs = receiveBackoffMs(failures, deps.random);
+      const { name: code, status } = awsErrorInfo(err);
+      log.warn({ err, code, status, consecutiveFailures: failures, retryInMs }, "ReceiveMessage failed; backing off");
+      emit({ type: "error", operation: "ReceiveMessage", error: err, messageIds: [] });
+      await abortableDelay(retryInMs, poll);
+      if (!poll.aborted) emit({ type: "cycle", result: "receive-failed", received: 0 });
+      continue;
+    }
+    failures = 0;
+    if (poll.aborted) {
+      // The long poll answered as stop() began: these were never started, so hand them straight back.
+      await deps.releaseLate(messages.flatMap((m) => handleOf(m) ?? []));
+      break;
+    }
+    for (const message of messages) deps.accept(message);
+    emit({ type: "cycle", result: "received", received: messages.length });
+  }
+}
+
+/**
+ * How many messages to receive, once the pipeline has room for a full batch (or a worker would otherwise idle);
+ * 0 after waitTimeSeconds without such room (so the loop still reports a cycle while busy), or when `poll` aborts.
+ */
+async function waitForRoom(deps: ReceiveLoopDeps, poll: AbortSignal): Promise<number> {
+  const { pipeline } = deps;
+  const batch = Math.min(SQS_BATCH_MAX, pipeline.capacity);
+  const now = receiveSize(pipeline.freeSlots(), pipeline.idleWorkers(), batch);
+  if (now > 0) return now;
+  const wake = new AbortController();
+  const onAbort = (): void => wake.abort();
+  poll.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(onAbort, deps.waitTimeSeconds * 1000);
+  try {
+    await pipeline.waitForRoom(wake.signal, batch);
+    const after = receiveSize(pipeline.freeSlots(), pipeline.idleWorkers(), batch);
+    // A wake-up without room (not per the contract) must not turn the loop into a busy spin.
+    if (after <= 0 && !wake.signal.aborted) await abortableDelay(SPURIOUS_WAKE_DELAY_MS, wake.signal);
+    return after;
+  } finally {
+    clearTimeout(timer);
+    poll.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * Messages to ask for: a full batch (`batch`, at most 10) once there is room for one, so each receive is worth its
+ * request; fewer only when a worker would otherwise idle; 0 to wait.
+ */
+export function receiveSize(free: number, idleWorkers: number, batch: number): number {
+  if (free <= 0) return 0;
+  if (free >= batch || idleWorkers > 0) return Math.min(SQS_BATCH_MAX, free);
+  return 0;
+}

@@ -1,0 +1,83 @@
+/**
+ * The visibility calls: ChangeMessageVisibility for one message, ChangeMessageVisibilityBatch for several (chunks of
+ * ten), and the release (visibility 0) with its logging. One place that talks to SQS about visibility, so the
+ * heartbeat, the backoff and the stop path share one result shape and one failure report.
+ */
+import { ChangeMessageVisibilityBatchCommand, ChangeMessageVisibilityCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { Logger } from "../observability/logger.js";
+import type { Emit } from "./events.js";
+import { SQS_BATCH_MAX, batchResults, call, chunks, failure, type CallResult, type Handle } from "./sqs-calls.js";
+
+export interface VisibilityDeps {
+  sqs: SQSClient;
+  queueUrl: string;
+  log: Logger;
+  emit: Emit;
+}
+
+export class Visibility {
+  constructor(private readonly deps: VisibilityDeps) {}
+
+  /** ChangeMessageVisibility for one, ChangeMessageVisibilityBatch for several; a result per handle; never rejects. */
+  async change(handles: readonly Handle[], seconds: number): Promise<CallResult[]> {
+    const { sqs, queueUrl } = this.deps;
+    const results: CallResult[] = [];
+    for (const chunk of chunks(handles, SQS_BATCH_MAX)) {
+      const [only] = chunk;
+      if (chunk.length === 1 && only !== undefined) {
+        results.push(
+          await call(() =>
+            sqs.send(
+              new ChangeMessageVisibilityCommand({
+                QueueUrl: queueUrl,
+                ReceiptHandle: only.receiptHandle,
+                VisibilityTimeout: seconds,
+              }),
+            ),
+          ),
+        );
+        continue;
+      }
+      try {
+        const out = await sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: queueUrl,
+            // Index ids: the same message can appear twice (duplicate delivery) and ids must be distinct.
+            Entries: chunk.map((h, i) => ({ Id: `m${i}`, ReceiptHandle: h.receiptHandle, VisibilityTimeout: seconds })),
+          }),
+        );
+        results.push(...batchResults(chunk.length, out.Failed));
+      } catch (err) {
+        const failed = failure(err);
+        results.push(...chunk.map(() => failed));
+      }
+    }
+    return results;
+  }
+
+  /** Visibility 0: the messages are visible to any consumer at once. A failure is logged; the rest count released. */
+  async release(handles: readonly Handle[], why: string): Promise<void> {
+    if (handles.length === 0) return;
+    const { log, emit } = this.deps;
+    const results = await this.change(handles, 0);
+    let released = 0;
+    handles.forEach((h, i) => {
+      const result = results[i];
+      if (result === undefined || result.ok) {
+        released += 1;
+        return;
+      }
+      log.warn(
+        { messageId: h.messageId, code: result.code, detail: result.message, why },
+        "could not release the message; it returns when its current visibility ends",
+      );
+      emit({
+        type: "error",
+        operation: handles.length === 1 ? "ChangeMessageVisibility" : "ChangeMessageVisibilityBatch",
+        error: result.error,
+        messageIds: [h.messageId],
+      });
+    });
+    if (released > 0) emit({ type: "released", count: released });
+  }
+}
