@@ -10,7 +10,7 @@ import { createAwsClients, type AwsClients } from "./aws/clients.js";
 import { createImdsCredentialProvider } from "./aws/credentials.js";
 import { fetchInstanceIdentity, type InstanceIdentity } from "./aws/imds.js";
 import { verifyIdentity, type VerifiedIdentity } from "./identity/self-check.js";
-import { QueueAccessError } from "./errors.js";
+import { QueueAccessError } from "./errors/fatal.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import type { Outcome } from "./pipeline/outcome.js";
@@ -22,7 +22,7 @@ import type { Processor } from "./processors/types.js";
 import { decideQueueAccess, probeQueue, queueRefusal } from "./queue/access-probe.js";
 import { Consumer, type ConsumerEvent } from "./queue/consumer.js";
 import { parseNotification } from "./queue/notifications.js";
-import type { DocumentRef } from "./queue/records.js";
+import type { DocumentRef } from "./domain/document.js";
 
 export interface Prepared {
   config: Config;

@@ -10,7 +10,8 @@ import type { Env } from "./config/env.js";
 import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, configPathOf, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { assertNoStaticCredentials, readIfExists } from "./aws/credentials.js";
-import { DocProcessorError, ExitCode, errorMessage, exitCodeFor } from "./errors.js";
+import { DocProcessorError, ExitCode, exitCodeFor } from "./errors/fatal.js";
+import { errorMessage } from "./errors/message.js";
 import type { Logger } from "./observability/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { startMetricsEndpoint, type MetricsEndpoint } from "./observability/prometheus.js";
@@ -41,8 +42,6 @@ Exit codes: 0 ok, 1 some documents failed (process) or a check failed (check), 6
             the role may not consume, 78 bad config.
 `;
 
-const EX_USAGE = 64;
-
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
@@ -63,7 +62,7 @@ export async function main(argv: string[], env: Env, log: Logger): Promise<numbe
     });
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n\n${HELP}`);
-    return EX_USAGE;
+    return ExitCode.usage;
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -98,7 +97,7 @@ export async function main(argv: string[], env: Env, log: Logger): Promise<numbe
 
 function usage(message: string): number {
   process.stderr.write(`doc-processor: ${message}\n\n${HELP}`);
-  return EX_USAGE;
+  return ExitCode.usage;
 }
 
 /** Static keys first (no config needed, no network), then config, then everything that touches the network. */
@@ -181,7 +180,7 @@ async function processKeys(configPath: string | undefined, keys: string[], env: 
   try {
     for (const key of keys) {
       const outcome = await runDocument(
-        { bucket: config.sourceBucket, key, rawKey: key, eventName: "manual" },
+        { bucket: config.sourceBucket, key },
         { messageId: "manual", receiveCount: 1, signal: new AbortController().signal },
       );
       if (outcome.status !== "done") failed++;
@@ -190,7 +189,7 @@ async function processKeys(configPath: string | undefined, keys: string[], env: 
     prepared.clients.destroy();
   }
   log.info({ requested: keys.length, failed }, "process finished");
-  return failed === 0 ? ExitCode.ok : 1;
+  return failed === 0 ? ExitCode.ok : ExitCode.failed;
 }
 
 /** Logs a fatal error as JSON (journal) and as plain text on stderr (what `systemctl status` shows best). */

@@ -13,14 +13,17 @@ import {
   type Message,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import { DocProcessorError, ErrorCode, awsErrorInfo, errorMessage } from "../errors.js";
+import type { DocumentRef } from "../domain/document.js";
+import { awsErrorInfo } from "../errors/aws.js";
+import { DocumentError, OutcomeCode } from "../errors/document.js";
+import { errorMessage } from "../errors/message.js";
 import type { Logger } from "../observability/logger.js";
 import { isAcknowledgeable, type Outcome } from "../pipeline/outcome.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
 import { failedMessageVisibilitySeconds, heartbeatIntervalMs, parseReceiveCount, receiveBackoffMs } from "./backoff.js";
 import { DeleteBatcher } from "./delete-batcher.js";
 import { failureFields, ignoredFields } from "./log-fields.js";
-import type { DocumentRef, ParsedNotification } from "./records.js";
+import type { ParsedNotification } from "./records.js";
 import {
   SQS_BATCH_MAX,
   batchResults,
@@ -416,7 +419,7 @@ export class Consumer {
           return await this.options.pipeline.submit(doc, ctx);
         } catch (err) {
           // The pipeline promises never to reject; if it does, keep the message (retry), never lose it.
-          return { status: "retry", code: ErrorCode.internal, reason: `pipeline rejected: ${errorMessage(err)}` };
+          return { status: "retry", code: OutcomeCode.internal, reason: `pipeline rejected: ${errorMessage(err)}` };
         }
       }),
     );
@@ -544,7 +547,7 @@ export class Consumer {
       "processing cap reached; aborting the message's documents and no longer extending its visibility",
     );
     tracked.controller.abort(
-      new DocProcessorError(ErrorCode.aborted, `processing exceeded ${this.options.maxProcessingSeconds} s`),
+      new DocumentError(OutcomeCode.aborted, `processing exceeded ${this.options.maxProcessingSeconds} s`),
     );
     this.emit({ type: "capped", messageId: tracked.messageId });
   }
@@ -684,7 +687,7 @@ export class Consumer {
       log.warn({ messages: unfinished.length }, "drain deadline reached; aborting in-flight documents");
       for (const tracked of unfinished) {
         tracked.abortCause ??= "shutdown";
-        tracked.controller.abort(new DocProcessorError(ErrorCode.aborted, "shutting down"));
+        tracked.controller.abort(new DocumentError(OutcomeCode.aborted, "shutting down"));
       }
       await this.settleWithin(this.options.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS);
       const stuck = this.trackedIn("running");
@@ -723,7 +726,7 @@ export class Consumer {
       tracked.heartbeat = { kind: "off", reason: "abandoned" };
       tracked.abortCause = "shutdown";
       this.inFlight.delete(tracked);
-      tracked.controller.abort(new DocProcessorError(ErrorCode.aborted, "shutting down before it started"));
+      tracked.controller.abort(new DocumentError(OutcomeCode.aborted, "shutting down before it started"));
     }
     this.armHeartbeat();
     // An extension landing after the release would hide the message again.

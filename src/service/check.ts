@@ -22,7 +22,9 @@ import type { Env } from "../config/env.js";
 import { configPathOf, loadConfig } from "../config/load.js";
 import { queueLocationOf, type QueueLocation } from "../config/queue-url.js";
 import { configSchema, type Config } from "../config/schema.js";
-import { ErrorCode, ExitCode, IdentityError, awsErrorInfo, errorMessage, exitCodeFor } from "../errors.js";
+import { awsErrorInfo, describeAwsError } from "../errors/aws.js";
+import { ErrorCode, ExitCode, IdentityError, exitCodeFor } from "../errors/fatal.js";
+import { errorMessage } from "../errors/message.js";
 import { verifyIdentity, type VerifiedIdentity } from "../identity/self-check.js";
 import type { Logger } from "../observability/logger.js";
 import { builtinOptions } from "../app.js";
@@ -99,7 +101,7 @@ export async function runChecks(options: CheckOptions): Promise<number> {
     }
   };
   const verdict = (v: Verdict): string => {
-    if (!v.ok) throw new CheckFailed(v.reason, v.exitCode ?? 1);
+    if (!v.ok) throw new CheckFailed(v.reason, v.exitCode ?? ExitCode.failed);
     return v.detail;
   };
 
@@ -241,9 +243,8 @@ export async function runChecks(options: CheckOptions): Promise<number> {
         try {
           await clients!.s3.send(new PutObjectCommand({ Bucket: c.outputBucket, Key: key, Body: body, ContentType: "text/plain" }));
         } catch (err) {
-          const { name, status } = awsErrorInfo(err);
           throw new Error(
-            `PutObject s3://${c.outputBucket}/${key} failed (${name}${status ? ` ${status}` : ""}: ${errorMessage(err)}).\n` +
+            `PutObject s3://${c.outputBucket}/${key} failed (${describeAwsError(err)}).\n` +
               "Fix: the role's policy needs s3:PutObject on arn:aws:s3:::" + `${c.outputBucket}/* (statement WriteToOutput).`,
           );
         }
@@ -329,7 +330,7 @@ export async function runChecks(options: CheckOptions): Promise<number> {
 function failureExitCode(err: unknown): number {
   if (err instanceof CheckFailed) return err.exitCode;
   const code = exitCodeFor(err);
-  return code === ExitCode.software ? 1 : code;
+  return code === ExitCode.software ? ExitCode.failed : code;
 }
 
 export function judgeTokenlessStatus(status: number): Verdict {
@@ -379,7 +380,7 @@ export function judgeSourceRead(result: ProbeResult & { size?: number | undefine
         "s3:GetObject on the source bucket's objects (statement ReadFromSource).",
     };
   }
-  return { ok: false, reason: `GetObject ${where} failed: ${describe(result.error)}` };
+  return { ok: false, reason: `GetObject ${where} failed: ${describeAwsError(result.error)}` };
 }
 
 export function judgeSourceWrite(result: ProbeResult, where: string): Verdict {
@@ -393,7 +394,7 @@ export function judgeSourceWrite(result: ProbeResult, where: string): Verdict {
   }
   const { name, status } = awsErrorInfo(result.error);
   if (name === "AccessDenied" || status === 403) return { ok: true, detail: "AccessDenied, as it must be" };
-  if (name === "NoSuchBucket") return { ok: false, reason: `the source bucket does not exist (${describe(result.error)})` };
+  if (name === "NoSuchBucket") return { ok: false, reason: `the source bucket does not exist (${describeAwsError(result.error)})` };
   if (name === "PreconditionFailed" || name === "NoSuchKey" || status === 412 || status === 404 || status === 409) {
     return {
       ok: false,
@@ -402,7 +403,7 @@ export function judgeSourceWrite(result: ProbeResult, where: string): Verdict {
         "the role may write to the source bucket.\nFix: grant only s3:GetObject on the source bucket (DocumentProcessorS3Access).",
     };
   }
-  return { ok: false, reason: `expected AccessDenied, got ${describe(result.error)}` };
+  return { ok: false, reason: `expected AccessDenied, got ${describeAwsError(result.error)}` };
 }
 
 export function judgeOtherServiceCall(result: ProbeResult): Verdict {
@@ -418,7 +419,7 @@ export function judgeOtherServiceCall(result: ProbeResult): Verdict {
   if (name === "AccessDenied" || name === "UnauthorizedOperation" || status === 403) {
     return { ok: true, detail: `${name}, as it must be` };
   }
-  return { ok: false, reason: `expected AccessDenied, got ${describe(result.error)}` };
+  return { ok: false, reason: `expected AccessDenied, got ${describeAwsError(result.error)}` };
 }
 
 export function judgeQueueProbes(probes: QueueProbes, queueUrl: string): Verdict {
@@ -426,8 +427,8 @@ export function judgeQueueProbes(probes: QueueProbes, queueUrl: string): Verdict
   for (const [action, result] of Object.entries(probes) as [keyof QueueProbes, ProbeResult][]) {
     const kind = classifyProbe(result);
     if (kind === "authorized" || result.ok) continue;
-    if (kind === "denied") problems.push(`sqs:${capitalize(action)} is denied (${describe(result.error)})`);
-    else problems.push(`sqs:${capitalize(action)} failed: ${describe(result.error)}`);
+    if (kind === "denied") problems.push(`sqs:${capitalize(action)} is denied (${describeAwsError(result.error)})`);
+    else problems.push(`sqs:${capitalize(action)} failed: ${describeAwsError(result.error)}`);
   }
   if (problems.length === 0) {
     return { ok: true, detail: "sqs:ChangeMessageVisibility and sqs:DeleteMessage authorized (no message touched)" };
@@ -442,9 +443,4 @@ export function judgeQueueProbes(probes: QueueProbes, queueUrl: string): Verdict
 
 function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-function describe(err: unknown): string {
-  const { name, status } = awsErrorInfo(err);
-  return `${name}${status === undefined ? "" : ` ${status}`}: ${errorMessage(err)}`;
 }

@@ -5,7 +5,7 @@
  * the rest, exit 0; a second signal exits at once).
  */
 import type { RunningDaemon } from "../app.js";
-import { ExitCode } from "../errors.js";
+import { ExitCode } from "../errors/fatal.js";
 import type { Logger } from "../observability/logger.js";
 import type { ConsumerEvent } from "../queue/consumer.js";
 import type { Notifier } from "./systemd.js";

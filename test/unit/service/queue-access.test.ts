@@ -6,7 +6,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
 import { verifyQueueAccess, type Prepared } from "../../../src/app.js";
 import type { QueueLocation } from "../../../src/config/queue-url.js";
-import { ErrorCode, ExitCode, QueueAccessError, exitCodeFor } from "../../../src/errors.js";
+import { ErrorCode, ExitCode, QueueAccessError, exitCodeFor } from "../../../src/errors/fatal.js";
 import { silentLogger } from "../../../src/observability/logger.js";
 import {
   IMPOSSIBLE_RECEIPT_HANDLE,
