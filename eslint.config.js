@@ -11,9 +11,16 @@ import tseslint from "typescript-eslint";
  */
 export const LAYERS = [
   ["domain"],
-  ["errors", "errors.ts"],
+  ["errors"],
   ["config"],
-  ["aws", "identity", "observability", "storage", "processors", "queue", "pipeline"],
+  ["logging"],
+  ["aws"],
+  ["identity"],
+  ["storage", "processors"],
+  ["pipeline"],
+  ["queue"],
+  // Metrics and the per-document log line are fed by the queue's events and the pipeline's outcomes.
+  ["observability"],
   ["service"],
   ["app.ts"],
   ["main.ts"],
@@ -28,7 +35,7 @@ function entryOf(file, srcDir) {
   return rel.split(path.sep)[0];
 }
 
-/** Normalises a specifier's entry: "errors.js" is errors.ts compiled, "app.js" is app.ts. */
+/** Normalises a specifier's entry: "app.js" is app.ts compiled. */
 function sourceName(entry) {
   return entry.endsWith(".js") ? `${entry.slice(0, -3)}.ts` : entry;
 }

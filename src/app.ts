@@ -9,9 +9,9 @@ import type { Env } from "./config/env.js";
 import { configPathOf, loadConfig } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { prefetchOf } from "./config/schema.js";
-import { ExitCode } from "./errors.js";
+import { ExitCode } from "./errors/fatal.js";
 import { logDocument } from "./observability/document-log.js";
-import type { Logger } from "./observability/logger.js";
+import type { Logger } from "./logging/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { startMetricsEndpoint, type MetricsEndpoint } from "./observability/prometheus.js";
 import type { Outcome } from "./pipeline/outcome.js";
@@ -20,7 +20,7 @@ import { createDocumentRunner } from "./pipeline/process-document.js";
 import type { SubmitContext } from "./pipeline/types.js";
 import { Consumer, type ConsumerEvent } from "./queue/consumer.js";
 import { parseNotification } from "./queue/notifications.js";
-import type { DocumentRef } from "./queue/records.js";
+import type { DocumentRef } from "./domain/document.js";
 import { Liveness, stallAfterMs, supervise, type ShutdownSignals, type SupervisedDaemon } from "./service/lifecycle.js";
 import { prepare, proveQueueUnlessStopped, type Prepared } from "./service/startup.js";
 import { createNotifier } from "./service/systemd.js";
@@ -152,7 +152,7 @@ export async function processKeys(configPath: string | undefined, keys: string[]
   try {
     for (const key of keys) {
       const outcome = await runDocument(
-        { bucket: config.sourceBucket, key, rawKey: key, eventName: "manual" },
+        { bucket: config.sourceBucket, key },
         { messageId: "manual", receiveCount: 1, signal: new AbortController().signal },
       );
       if (outcome.status !== "done") failed++;
@@ -161,5 +161,5 @@ export async function processKeys(configPath: string | undefined, keys: string[]
     prepared.clients.destroy();
   }
   log.info({ requested: keys.length, failed }, "process finished");
-  return failed === 0 ? ExitCode.ok : 1;
+  return failed === 0 ? ExitCode.ok : ExitCode.failed;
 }

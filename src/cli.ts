@@ -2,7 +2,7 @@
 // Executable entry: snapshot the environment once, run the command, exit with its code.
 import { snapshotEnv } from "./config/env.js";
 import { main, reportFatal } from "./main.js";
-import { createLogger } from "./observability/logger.js";
+import { createLogger } from "./logging/logger.js";
 
 const log = createLogger({ level: "info" });
 process.on("unhandledRejection", (reason) => {

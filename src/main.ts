@@ -8,8 +8,9 @@ import { parseArgs } from "node:util";
 import { processKeys, runUntilStopped } from "./app.js";
 import type { Env } from "./config/env.js";
 import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH } from "./config/load.js";
-import { DocProcessorError, ExitCode, errorMessage, exitCodeFor } from "./errors.js";
-import type { Logger } from "./observability/logger.js";
+import { DocProcessorError, ExitCode, exitCodeFor } from "./errors/fatal.js";
+import { errorMessage } from "./errors/message.js";
+import type { Logger } from "./logging/logger.js";
 import { runChecks } from "./service/check.js";
 import { ShutdownSignals } from "./service/lifecycle.js";
 
@@ -36,8 +37,6 @@ Exit codes: 0 ok, 1 some documents failed (process) or a check failed (check), 6
             the role may not consume, 78 bad config.
 `;
 
-const EX_USAGE = 64;
-
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
@@ -58,7 +57,7 @@ export async function main(argv: string[], env: Env, log: Logger): Promise<numbe
     });
   } catch (err) {
     process.stderr.write(`${errorMessage(err)}\n\n${HELP}`);
-    return EX_USAGE;
+    return ExitCode.usage;
   }
   const { values, positionals } = parsed;
   if (values.help) {
@@ -93,7 +92,7 @@ export async function main(argv: string[], env: Env, log: Logger): Promise<numbe
 
 function usage(message: string): number {
   process.stderr.write(`doc-processor: ${message}\n\n${HELP}`);
-  return EX_USAGE;
+  return ExitCode.usage;
 }
 
 /** `run`: signals are watched from the very start, so a stop during start-up is handled too. */

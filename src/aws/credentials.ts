@@ -8,9 +8,9 @@ import { join } from "node:path";
 import { fromInstanceMetadata } from "@smithy/credential-provider-imds";
 import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from "@smithy/core";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
-import { StaticCredentialsError } from "../errors.js";
+import { StaticCredentialsError } from "../errors/fatal.js";
 import type { Env } from "../config/env.js";
-import type { Logger } from "../observability/logger.js";
+import type { Logger } from "../logging/logger.js";
 import { asCredentialsAnswerError, credentialsAnswerError, safeProviderLogArgument, unusableCredentials } from "./imds-answer.js";
 
 /** Environment variables through which the default chains (SDK, CLI) pick up credentials other than IMDS. */

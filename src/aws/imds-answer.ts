@@ -7,7 +7,7 @@
  * own JSON.parse messages quote the text, so they are never shown either.
  */
 import type { AwsCredentialIdentity } from "@smithy/types";
-import { DocProcessorError, ErrorCode, IdentityError } from "../errors.js";
+import { DocProcessorError, ErrorCode, IdentityError } from "../errors/fatal.js";
 
 /** The fields @smithy/credential-provider-imds requires to be strings (its isImdsCredentials). */
 const REQUIRED_FIELDS = ["AccessKeyId", "SecretAccessKey", "Token", "Expiration"] as const;

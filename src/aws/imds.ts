@@ -5,7 +5,8 @@
  */
 import { request } from "node:http";
 import { getInstanceMetadataEndpoint, httpRequest } from "@smithy/credential-provider-imds";
-import { ErrorCode, IdentityError, errorMessage } from "../errors.js";
+import { ErrorCode, IdentityError } from "../errors/fatal.js";
+import { errorMessage } from "../errors/message.js";
 import { UNUSABLE_ANSWER_ADVICE, describeAnswer, describeBody, judgeCredentialsAnswer } from "./imds-answer.js";
 
 export interface InstanceIdentity {

@@ -4,7 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import type { z } from "zod";
-import { ConfigError, errorMessage, type ConfigProblem } from "../errors.js";
+import { ConfigError, type ConfigProblem } from "../errors/fatal.js";
+import { errorMessage } from "../errors/message.js";
 import type { Env } from "./env.js";
 import { checkQueueUrl, sqsEndpointOverride } from "./queue-url.js";
 import { CONFIG_KEYS, configSchema, envNameOf, type Config } from "./schema.js";

@@ -9,7 +9,7 @@
  * (https://docs.amazonaws.cn/en_us/general/latest/gr/endpoints-Beijing.html), sqs.cn-north-1.amazonaws.com.cn;
  * GetQueueUrl may still return the legacy <region>.queue.amazonaws.com form (github.com/aws/aws-cli/issues/1715).
  */
-import { ConfigError, type ConfigProblem } from "../errors.js";
+import { ConfigError, type ConfigProblem } from "../errors/fatal.js";
 import type { Env } from "./env.js";
 import { isLoopbackAddress } from "./schema.js";
 

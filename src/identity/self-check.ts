@@ -3,7 +3,9 @@
  * show the expected role's session for this very instance. Thin I/O around the pure judgement in expected-arn.ts.
  */
 import { GetCallerIdentityCommand, type STSClient } from "@aws-sdk/client-sts";
-import { ErrorCode, IdentityError, awsErrorInfo, errorMessage } from "../errors.js";
+import { awsErrorInfo } from "../errors/aws.js";
+import { ErrorCode, IdentityError } from "../errors/fatal.js";
+import { errorMessage } from "../errors/message.js";
 import type { InstanceIdentity } from "../aws/imds.js";
 import { asCredentialsAnswerError } from "../aws/imds-answer.js";
 import { judgeIdentity } from "./expected-arn.js";

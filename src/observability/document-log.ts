@@ -4,7 +4,7 @@
  * daemon's: reported, recorded, acknowledged. Pure (line and level), so the policy is tested without a logger.
  */
 import type { Outcome } from "../pipeline/outcome.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../logging/logger.js";
 
 export interface DocumentLogFacts {
   doc: { key: string; bucket: string; size?: number | undefined };

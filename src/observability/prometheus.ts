@@ -7,8 +7,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, Registry } from "prom-client";
-import { ConfigError, errorMessage } from "../errors.js";
-import type { Logger } from "./logger.js";
+import { ConfigError } from "../errors/fatal.js";
+import { errorMessage } from "../errors/message.js";
+import type { Logger } from "../logging/logger.js";
 
 export const METRICS_PATH = "/metrics";
 

@@ -1,5 +1,4 @@
-import type { ErrorCode } from "../errors.js";
-import type { DocumentErrorCode } from "../processors/types.js";
+import type { DocumentErrorCode, OutcomeCode } from "../errors/document.js";
 
 /**
  * How one document ended. Every pipeline task resolves to an Outcome (never rejects), so the consumer decides
@@ -14,8 +13,8 @@ import type { DocumentErrorCode } from "../processors/types.js";
 export type Outcome =
   | { status: "done"; outputs: string[]; bytesIn: number; bytesOut: number }
   | { status: "superseded"; reason: string }
-  | { status: "retry"; code: ErrorCode; reason: string }
-  | { status: "rejected"; code: ErrorCode; reason: string }
+  | { status: "retry"; code: OutcomeCode; reason: string }
+  | { status: "rejected"; code: OutcomeCode; reason: string }
   | { status: "failed-permanently"; code: DocumentErrorCode; reason: string; outputs: string[] };
 
 export type OutcomeStatus = Outcome["status"];

@@ -6,8 +6,9 @@
  * is, and then runs alone.
  */
 import PQueue from "p-queue";
-import { ErrorCode, errorMessage } from "../errors.js";
-import type { DocumentRef } from "../queue/records.js";
+import { OutcomeCode } from "../errors/document.js";
+import { errorMessage } from "../errors/message.js";
+import type { DocumentRef } from "../domain/document.js";
 import type { Outcome } from "./outcome.js";
 import type { DocumentPipeline, SubmitContext } from "./types.js";
 
@@ -37,7 +38,7 @@ interface GateEntry {
 
 const abortedOutcome = (where: string): Outcome => ({
   status: "retry",
-  code: ErrorCode.aborted,
+  code: OutcomeCode.aborted,
   reason: `aborted ${where}`,
 });
 
@@ -130,7 +131,7 @@ class BudgetedPipeline implements DocumentPipeline {
       return await this.#queue.add(() => this.#runSafely(doc, ctx));
     } catch (err) {
       // Not expected: p-queue rejects only when the task does, and #runSafely does not.
-      return { status: "retry", code: ErrorCode.internal, reason: `pipeline error: ${errorMessage(err)}` };
+      return { status: "retry", code: OutcomeCode.internal, reason: `pipeline error: ${errorMessage(err)}` };
     } finally {
       this.#admittedCount--;
       this.#admittedBytes -= charge;
@@ -145,7 +146,7 @@ class BudgetedPipeline implements DocumentPipeline {
       ctx.onStart?.();
       return await this.#run(doc, ctx);
     } catch (err) {
-      return { status: "retry", code: ErrorCode.internal, reason: `unexpected error: ${errorMessage(err)}` };
+      return { status: "retry", code: OutcomeCode.internal, reason: `unexpected error: ${errorMessage(err)}` };
     }
   }
 

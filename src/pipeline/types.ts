@@ -1,4 +1,4 @@
-import type { DocumentRef } from "../queue/records.js";
+import type { DocumentRef } from "../domain/document.js";
 import type { Outcome } from "./outcome.js";
 
 /** Per-document context the consumer passes in. */

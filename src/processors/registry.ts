@@ -4,7 +4,8 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { DocProcessorError, ErrorCode, errorMessage } from "../errors.js";
+import { ProcessorLoadError } from "../errors/fatal.js";
+import { errorMessage } from "../errors/message.js";
 import { createMetadataProcessor } from "./builtin/metadata.js";
 import { createTextProcessor, type TextProcessorOptions } from "./builtin/text/index.js";
 import { ERROR_RECORD_SUFFIX, type Processor } from "./types.js";
@@ -20,12 +21,6 @@ export const builtinProcessors: Readonly<Record<string, (options: BuiltinOptions
   metadata: () => ({ ...createMetadataProcessor(), outputSuffixes: [".json"] }),
   text: (options) => createTextProcessor(options.text),
 };
-
-export class ProcessorLoadError extends DocProcessorError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(ErrorCode.processorLoad, message, options);
-  }
-}
 
 /** A module path: absolute, or relative with an explicit ./ or ../ (a bare word is a built-in name). */
 export function isModulePath(spec: string): boolean {

@@ -11,17 +11,12 @@
  * treated as transient: the message is retried and ends in the dead-letter queue.
  */
 import type { Readable } from "node:stream";
+import type { SourceObjectInfo } from "../domain/document.js";
 
-export interface SourceObjectInfo {
-  bucket: string;
-  key: string;
-  /** Size in bytes from S3 (Content-Length). */
-  size: number;
-  eTag: string;
-  /** Content-Type stored with the object; the uploader's claim, not sniffed. */
-  contentType?: string;
-  lastModified?: Date;
-}
+// The package's public entry point ("doc-processor/processor"): a processor module sees these names here. Inside
+// src/ each is imported from its home (src/domain/, src/errors/document.ts), never through this file.
+export type { DetectedType, SourceObjectInfo } from "../domain/document.js";
+export { PermanentDocumentError, isPermanentDocumentError, type DocumentErrorCode } from "../errors/document.js";
 
 /** The source as recorded in every output and error record. */
 export type SourceLineage = Omit<SourceObjectInfo, "lastModified">;
@@ -74,49 +69,3 @@ export interface Processor {
 
 /** Written by the pipeline, never by a processor: `<key>.error.json` for a document that failed permanently. */
 export const ERROR_RECORD_SUFFIX = ".error.json";
-
-/**
- * Why a document can never be processed. The built-in codes are listed; a processor may use its own (upper snake
- * case), which ends up in the error record as it is.
- */
-export type DocumentErrorCode =
-  | "UNSUPPORTED_TYPE"
-  | "CORRUPT"
-  | "ENCRYPTED"
-  | "EMPTY"
-  | "TOO_LARGE"
-  | "UNSAFE_ARCHIVE"
-  | "TIMEOUT"
-  | "MEMORY_LIMIT"
-  | (string & {});
-
-/** The type sniffed from the bytes, as recorded in outputs and error records. */
-export interface DetectedType {
-  mime: string;
-  ext?: string;
-}
-
-/**
- * Thrown by a processor for a document that can never be processed as it is. Retrying cannot help, so the pipeline
- * records the reason in `<key>.error.json` and acknowledges the message instead of sending it to the DLQ.
- */
-export class PermanentDocumentError extends Error {
-  readonly code: DocumentErrorCode;
-  readonly detectedType: DetectedType | undefined;
-
-  constructor(code: DocumentErrorCode, message: string, options?: { detectedType?: DetectedType; cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = "PermanentDocumentError";
-    this.code = code;
-    this.detectedType = options?.detectedType;
-  }
-}
-
-/**
- * Whether `err` is a PermanentDocumentError: this class, or any Error named "PermanentDocumentError" with a string
- * `code`, so a processor module that cannot import this package (or bundles its own copy) can still throw one.
- */
-export function isPermanentDocumentError(err: unknown): err is PermanentDocumentError {
-  if (err instanceof PermanentDocumentError) return true;
-  return err instanceof Error && err.name === "PermanentDocumentError" && typeof (err as { code?: unknown }).code === "string";
-}

@@ -8,7 +8,9 @@
  */
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { QueueLocation } from "../config/queue-url.js";
-import { ErrorCode, awsErrorInfo, errorMessage } from "../errors.js";
+import { awsErrorInfo, awsErrorLabel } from "../errors/aws.js";
+import { ErrorCode } from "../errors/fatal.js";
+import { errorMessage } from "../errors/message.js";
 
 export const IMPOSSIBLE_RECEIPT_HANDLE = "doc-processor-check-not-a-receipt-handle";
 
@@ -120,12 +122,6 @@ export function decideQueueAccess(probes: QueueProbes): QueueAccess {
   return { kind: "allowed" };
 }
 
-/** How an SDK error reads in a message: name, HTTP status and text. */
-export function describeAwsError(err: unknown): string {
-  const { name, status } = awsErrorInfo(err);
-  return `${name}${status === undefined ? "" : ` ${status}`}: ${errorMessage(err)}`;
-}
-
 export interface RefusalContext {
   queue: QueueLocation;
   /** The region the SQS client signs for (the queue URL's, else `region`, else the instance's). */
@@ -143,8 +139,7 @@ export interface QueueRefusal {
 function summarize(failures: readonly ProbeFailure[]): string {
   const groups = new Map<string, string[]>();
   for (const f of failures) {
-    const { name, status } = awsErrorInfo(f.error);
-    const key = `${name}${status === undefined ? "" : ` ${status}`}`;
+    const key = awsErrorLabel(f.error);
     groups.set(key, [...(groups.get(key) ?? []), f.action]);
   }
   const kinds = [...groups].map(([key, actions]) => `${actions.join(" and ")}: ${key}`).join("; ");

@@ -2,7 +2,7 @@
  * Pure timing rules for the consumer: how long a failed message stays hidden, how long the loop waits after a
  * failed receive, and how often a running message's visibility is extended.
  */
-import { ErrorCode } from "../errors.js";
+import { OutcomeCode } from "../errors/document.js";
 
 /** First failure hides the message for up to this long. */
 export const FAILURE_VISIBILITY_BASE_SECONDS = 10;
@@ -32,7 +32,7 @@ export function failureVisibilitySeconds(receiveCount: number, random: () => num
  * output key would be over S3's 1,024 bytes): the message is made visible again at once, so the redrive policy
  * moves it to the DLQ after maxReceiveCount quick receives instead of minutes of backoff.
  */
-export const RETURNED_AT_ONCE: ReadonlySet<string> = new Set([ErrorCode.objectTooLarge, ErrorCode.outputKeyTooLong]);
+export const RETURNED_AT_ONCE: ReadonlySet<string> = new Set([OutcomeCode.objectTooLarge, OutcomeCode.outputKeyTooLong]);
 /**
  * Past this many receives such a message backs off like any other: a queue without a redrive policy (or with a
  * higher maxReceiveCount) would otherwise hand it back in a tight loop.

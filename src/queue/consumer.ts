@@ -6,7 +6,7 @@
  * SQS calls used, all inside the role's policy: ReceiveMessage, DeleteMessage(Batch), ChangeMessageVisibility(Batch).
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import type { Logger } from "../observability/logger.js";
+import type { Logger } from "../logging/logger.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
 import { DeleteBatcher } from "./delete-batcher.js";
 import { dispatch } from "./dispatch.js";

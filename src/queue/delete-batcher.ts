@@ -1,5 +1,5 @@
 import { DeleteMessageBatchCommand, DeleteMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import type { Logger } from "../observability/logger.js";
+import type { Logger } from "../logging/logger.js";
 import { SQS_BATCH_MAX, batchResults, call, failure, isReceiptHandleGone, type CallResult, type Handle, type SqsOperation } from "./sqs-calls.js";
 
 interface DeleteEntry extends Handle {

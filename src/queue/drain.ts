@@ -3,7 +3,7 @@
  * until the deadline (heartbeats running), then their documents are aborted, given a short grace, and what is still
  * running is released; pending deletes are flushed last.
  */
-import type { Logger } from "../observability/logger.js";
+import type { Logger } from "../logging/logger.js";
 import type { DeleteBatcher } from "./delete-batcher.js";
 import type { Heartbeat } from "./heartbeat.js";
 import type { InFlight } from "./in-flight.js";

@@ -5,7 +5,7 @@
  * writes the state or arms the timer. stop() waits for an extension in flight, since one landing after a delete or a
  * release would fail or undo it.
  */
-import type { Logger } from "../observability/logger.js";
+import type { Logger } from "../logging/logger.js";
 import { heartbeatIntervalMs } from "./backoff.js";
 import type { Emit } from "./events.js";
 import { SQS_BATCH_MAX, chunks, isReceiptHandleGone, type Handle } from "./sqs-calls.js";

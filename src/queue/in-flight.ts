@@ -3,8 +3,9 @@
  * until they settle, then carries out the acknowledgement decision (delete, back off, redrive, release). It also
  * holds the one abandon routine the stop path uses, so a message handed back early never races its heartbeat.
  */
-import { DocProcessorError, ErrorCode, errorMessage } from "../errors.js";
-import type { Logger } from "../observability/logger.js";
+import { DocumentError, OutcomeCode } from "../errors/document.js";
+import { errorMessage } from "../errors/message.js";
+import type { Logger } from "../logging/logger.js";
 import type { Outcome } from "../pipeline/outcome.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
 import { decideAck, type AckDecision } from "./ack.js";
@@ -12,7 +13,7 @@ import type { DeleteBatcher } from "./delete-batcher.js";
 import type { Emit } from "./events.js";
 import type { Beat, Heartbeat } from "./heartbeat.js";
 import { failureFields } from "./log-fields.js";
-import type { DocumentRef } from "./records.js";
+import type { DocumentRef } from "../domain/document.js";
 import type { Handle } from "./sqs-calls.js";
 import type { Visibility } from "./visibility.js";
 
@@ -105,7 +106,7 @@ export class InFlight {
   abortRunning(reason: string): void {
     for (const tracked of this.inPhase("running")) {
       tracked.abortCause ??= "shutdown";
-      tracked.controller.abort(new DocProcessorError(ErrorCode.aborted, reason));
+      tracked.controller.abort(new DocumentError(OutcomeCode.aborted, reason));
     }
   }
 
@@ -123,7 +124,7 @@ export class InFlight {
       tracked.abortCause ??= "shutdown";
       this.messages.delete(tracked);
       landed.push(this.deps.heartbeat.stop(tracked, "abandoned"));
-      tracked.controller.abort(new DocProcessorError(ErrorCode.aborted, abortReason));
+      tracked.controller.abort(new DocumentError(OutcomeCode.aborted, abortReason));
     }
     await Promise.all(landed);
     await this.deps.visibility.release(chosen, why);
@@ -148,7 +149,7 @@ export class InFlight {
           return await this.deps.pipeline.submit(doc, ctx);
         } catch (err) {
           // The pipeline promises never to reject; if it does, keep the message (retry), never lose it.
-          return { status: "retry", code: ErrorCode.internal, reason: `pipeline rejected: ${errorMessage(err)}` };
+          return { status: "retry", code: OutcomeCode.internal, reason: `pipeline rejected: ${errorMessage(err)}` };
         }
       }),
     );
@@ -224,7 +225,7 @@ export class InFlight {
       { messageId: tracked.messageId, receiveCount: tracked.receiveCount, maxProcessingSeconds },
       "processing cap reached; aborting the message's documents and no longer extending its visibility",
     );
-    tracked.controller.abort(new DocProcessorError(ErrorCode.aborted, `processing exceeded ${maxProcessingSeconds} s`));
+    tracked.controller.abort(new DocumentError(OutcomeCode.aborted, `processing exceeded ${maxProcessingSeconds} s`));
     this.deps.emit({ type: "capped", messageId: tracked.messageId });
   }
 

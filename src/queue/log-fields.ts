@@ -3,7 +3,7 @@
  * and each used to become an entry of one log line. The first few entries keep their shape (`ignored`, `failures`),
  * so a small message logs as before; counts say how many there were in all and per reason. Pure.
  */
-import { summarize } from "../observability/log-bounds.js";
+import { summarize } from "../logging/log-bounds.js";
 import type { IgnoredRecord } from "./records.js";
 
 export function ignoredFields(ignored: readonly IgnoredRecord[]) {

@@ -1,5 +1,5 @@
 import type {
-  DocumentRef,
+  NotifiedDocument,
   IgnoredRecord,
   IgnoreReason,
   MalformedReason,
@@ -86,7 +86,7 @@ function parseS3Event(event: JsonObject, options: ParseOptions, where: string): 
   if (!Array.isArray(records)) {
     return malformed("bad-record", `${where}Records is ${describe(records)}, expected an array`);
   }
-  const documents: DocumentRef[] = [];
+  const documents: NotifiedDocument[] = [];
   const ignored: IgnoredRecord[] = [];
   for (const [index, record] of records.entries()) {
     const result = parseS3Record(record, `${where}record ${index}: `);
@@ -104,7 +104,7 @@ function parseS3Event(event: JsonObject, options: ParseOptions, where: string): 
 }
 
 type RecordResult =
-  | { kind: "doc"; doc: DocumentRef }
+  | { kind: "doc"; doc: NotifiedDocument }
   | { kind: "ignored"; record: IgnoredRecord }
   | Extract<ParsedNotification, { kind: "malformed" }>;
 
@@ -217,7 +217,7 @@ function parseEventBridge(event: JsonObject, options: ParseOptions, where: strin
   // Assumption (not confirmed by our sources; pin it with a recorded event): S3's EventBridge events carry the plain
   // key, not the form-encoded one of S3 event notifications, so it is used as is. Decoding it would corrupt keys
   // containing '+' or '%'. The decode rule is therefore per envelope, not per body.
-  const doc: DocumentRef = { bucket, key, rawKey: key, eventName: detailType, ...fields };
+  const doc: NotifiedDocument = { bucket, key, rawKey: key, eventName: detailType, ...fields };
   const decision = classify(doc, options, at);
   return decision ? { kind: "ignored", ignored: [decision] } : { kind: "documents", documents: [doc], ignored: [] };
 }
@@ -226,7 +226,7 @@ function parseEventBridge(event: JsonObject, options: ParseOptions, where: strin
 // Shared rules
 
 /** The recursion guard and event filter. Undefined means "process it". */
-function classify(doc: DocumentRef, options: ParseOptions, at: string): IgnoredRecord | undefined {
+function classify(doc: NotifiedDocument, options: ParseOptions, at: string): IgnoredRecord | undefined {
   const where = `(bucket ${quote(doc.bucket, 40)}, key ${quote(doc.rawKey, 40)})`;
   // Output bucket first: processing its objects would write more of them, forever.
   if (doc.bucket === options.outputBucket) return ignored("output-bucket", `${at}event for the output bucket ${where}`);
@@ -242,7 +242,7 @@ function isObjectCreated(eventName: string): boolean {
   return eventName.startsWith("ObjectCreated:") || eventName === "Object Created";
 }
 
-type OptionalDocFields = Pick<DocumentRef, "size" | "eTag" | "versionId" | "sequencer" | "eventTime">;
+type OptionalDocFields = Pick<NotifiedDocument, "size" | "eTag" | "versionId" | "sequencer" | "eventTime">;
 type RawOptional = Record<keyof OptionalDocFields, unknown>;
 
 function optionalFields(

@@ -4,8 +4,8 @@
  * long poll returns after that were never started and go to `releaseLate`.
  */
 import { ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
-import { awsErrorInfo } from "../errors.js";
-import type { Logger } from "../observability/logger.js";
+import { awsErrorInfo } from "../errors/aws.js";
+import type { Logger } from "../logging/logger.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
 import { receiveBackoffMs } from "./backoff.js";
 import type { Emit } from "./events.js";

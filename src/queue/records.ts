@@ -1,22 +1,14 @@
 /** What the notification parser hands to the consumer: typed, decoded, already filtered to the source bucket. */
+import type { DocumentRef } from "../domain/document.js";
 
-/** One object to process, from one notification record. */
-export interface DocumentRef {
-  bucket: string;
-  /** The object key, decoded exactly once ('+' -> space, then percent-decoding). */
-  key: string;
+/** One object to process, from one notification record: the document, and what only the queue's logs need. */
+export interface NotifiedDocument extends DocumentRef {
   /** The key as it appeared in the notification, for logs. */
   rawKey: string;
-  /** Object size from the notification, when present. */
-  size?: number;
-  /** ETag from the notification without quotes, when present; used as GetObject IfMatch. */
-  eTag?: string;
-  versionId?: string;
-  sequencer?: string;
-  /** ISO time of the event, when present. */
-  eventTime?: string;
   /** e.g. "ObjectCreated:Put", or "Object Created" for EventBridge. */
   eventName: string;
+  versionId?: string;
+  sequencer?: string;
 }
 
 /** Why a record in an otherwise valid message is skipped (the message is still acknowledged). */
@@ -44,7 +36,7 @@ export type MalformedReason =
 
 export type ParsedNotification =
   /** Documents to process; `ignored` lists records of the same message that were skipped. */
-  | { kind: "documents"; documents: DocumentRef[]; ignored: IgnoredRecord[] }
+  | { kind: "documents"; documents: NotifiedDocument[]; ignored: IgnoredRecord[] }
   /** s3:TestEvent (direct or inside SNS): acknowledge and drop. */
   | { kind: "test-event" }
   /** A valid message with nothing for us: acknowledge, log the reasons. */

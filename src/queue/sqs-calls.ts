@@ -1,6 +1,7 @@
 /** Small shared pieces of the SQS calls: receipt handles, per-entry results of batch calls, error classification. */
 import type { Message } from "@aws-sdk/client-sqs";
-import { awsErrorInfo, errorMessage } from "../errors.js";
+import { awsErrorInfo } from "../errors/aws.js";
+import { errorMessage } from "../errors/message.js";
 
 /** SQS batch APIs take at most 10 entries; ReceiveMessage returns at most 10 messages. */
 export const SQS_BATCH_MAX = 10;

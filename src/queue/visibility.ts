@@ -4,7 +4,7 @@
  * heartbeat, the backoff and the stop path share one result shape and one failure report.
  */
 import { ChangeMessageVisibilityBatchCommand, ChangeMessageVisibilityCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import type { Logger } from "../observability/logger.js";
+import type { Logger } from "../logging/logger.js";
 import type { Emit } from "./events.js";
 import { SQS_BATCH_MAX, batchResults, call, chunks, failure, type CallResult, type Handle } from "./sqs-calls.js";
 

@@ -4,7 +4,8 @@
  */
 import type { AwsCredentialIdentity } from "@smithy/types";
 import { realExpiration } from "../aws/credentials.js";
-import { ExitCode, awsErrorInfo, errorMessage } from "../errors.js";
+import { awsErrorInfo, describeAwsError } from "../errors/aws.js";
+import { ExitCode } from "../errors/fatal.js";
 import { classifyProbe, type ProbeResult, type QueueProbes } from "../queue/access-probe.js";
 import type { Verdict } from "./checklist.js";
 
@@ -58,7 +59,7 @@ export function judgeSourceRead(result: ProbeResult & { size?: number | undefine
         "s3:GetObject on the source bucket's objects (statement ReadFromSource).",
     };
   }
-  return { ok: false, reason: `GetObject ${where} failed: ${describe(result.error)}` };
+  return { ok: false, reason: `GetObject ${where} failed: ${describeAwsError(result.error)}` };
 }
 
 export function judgeSourceWrite(result: ProbeResult, where: string): Verdict {
@@ -72,7 +73,7 @@ export function judgeSourceWrite(result: ProbeResult, where: string): Verdict {
   }
   const { name, status } = awsErrorInfo(result.error);
   if (name === "AccessDenied" || status === 403) return { ok: true, detail: "AccessDenied, as it must be" };
-  if (name === "NoSuchBucket") return { ok: false, reason: `the source bucket does not exist (${describe(result.error)})` };
+  if (name === "NoSuchBucket") return { ok: false, reason: `the source bucket does not exist (${describeAwsError(result.error)})` };
   if (name === "PreconditionFailed" || name === "NoSuchKey" || status === 412 || status === 404 || status === 409) {
     return {
       ok: false,
@@ -81,7 +82,7 @@ export function judgeSourceWrite(result: ProbeResult, where: string): Verdict {
         "the role may write to the source bucket.\nFix: grant only s3:GetObject on the source bucket (DocumentProcessorS3Access).",
     };
   }
-  return { ok: false, reason: `expected AccessDenied, got ${describe(result.error)}` };
+  return { ok: false, reason: `expected AccessDenied, got ${describeAwsError(result.error)}` };
 }
 
 export function judgeOtherServiceCall(result: ProbeResult): Verdict {
@@ -97,7 +98,7 @@ export function judgeOtherServiceCall(result: ProbeResult): Verdict {
   if (name === "AccessDenied" || name === "UnauthorizedOperation" || status === 403) {
     return { ok: true, detail: `${name}, as it must be` };
   }
-  return { ok: false, reason: `expected AccessDenied, got ${describe(result.error)}` };
+  return { ok: false, reason: `expected AccessDenied, got ${describeAwsError(result.error)}` };
 }
 
 export function judgeQueueProbes(probes: QueueProbes, queueUrl: string): Verdict {
@@ -105,8 +106,8 @@ export function judgeQueueProbes(probes: QueueProbes, queueUrl: string): Verdict
   for (const [action, result] of Object.entries(probes) as [keyof QueueProbes, ProbeResult][]) {
     const kind = classifyProbe(result);
     if (kind === "authorized" || result.ok) continue;
-    if (kind === "denied") problems.push(`sqs:${capitalize(action)} is denied (${describe(result.error)})`);
-    else problems.push(`sqs:${capitalize(action)} failed: ${describe(result.error)}`);
+    if (kind === "denied") problems.push(`sqs:${capitalize(action)} is denied (${describeAwsError(result.error)})`);
+    else problems.push(`sqs:${capitalize(action)} failed: ${describeAwsError(result.error)}`);
   }
   if (problems.length === 0) {
     return { ok: true, detail: "sqs:ChangeMessageVisibility and sqs:DeleteMessage authorized (no message touched)" };
@@ -121,9 +122,4 @@ export function judgeQueueProbes(probes: QueueProbes, queueUrl: string): Verdict
 
 function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-function describe(err: unknown): string {
-  const { name, status } = awsErrorInfo(err);
-  return `${name}${status === undefined ? "" : ` ${status}`}: ${errorMessage(err)}`;
 }

@@ -16,9 +16,10 @@ import type { Env } from "../config/env.js";
 import { configPathOf, loadConfig } from "../config/load.js";
 import { queueLocationOf, type QueueLocation } from "../config/queue-url.js";
 import type { Config } from "../config/schema.js";
-import { ErrorCode, IdentityError, awsErrorInfo, errorMessage } from "../errors.js";
+import { describeAwsError } from "../errors/aws.js";
+import { ErrorCode, IdentityError } from "../errors/fatal.js";
 import type { VerifiedIdentity } from "../identity/self-check.js";
-import type { Logger } from "../observability/logger.js";
+import type { Logger } from "../logging/logger.js";
 import { probeQueue, type ProbeResult } from "../queue/access-probe.js";
 import {
   expiryDetail,
@@ -226,9 +227,8 @@ export function checkSteps(options: CheckOptions, state: CheckState, stages: Che
         try {
           await clients.s3.send(new PutObjectCommand({ Bucket: config.outputBucket, Key: key, Body: body, ContentType: "text/plain" }));
         } catch (err) {
-          const { name, status } = awsErrorInfo(err);
           throw new Error(
-            `PutObject s3://${config.outputBucket}/${key} failed (${name}${status ? ` ${status}` : ""}: ${errorMessage(err)}).\n` +
+            `PutObject s3://${config.outputBucket}/${key} failed (${describeAwsError(err)}).\n` +
               "Fix: the role's policy needs s3:PutObject on arn:aws:s3:::" + `${config.outputBucket}/* (statement WriteToOutput).`,
           );
         }

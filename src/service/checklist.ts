@@ -3,7 +3,8 @@
  * because an earlier step did not provide what it needs, – not checked), then "N of M completed", and the exit code
  * of the first failure. Knows nothing of AWS, so the order and the skipping are tested with plain steps.
  */
-import { ExitCode, errorMessage, exitCodeFor } from "../errors.js";
+import { ExitCode, exitCodeFor } from "../errors/fatal.js";
+import { errorMessage } from "../errors/message.js";
 
 /** A passed check's detail, or a failure's reason and the exit code it stands for (default 1). */
 export type Verdict = { ok: true; detail: string } | { ok: false; reason: string; exitCode?: number };
@@ -42,7 +43,7 @@ export function need<T>(value: T | undefined, what: string): T {
 
 /** A judged result: the ✓ detail, or a failure with the verdict's exit code. */
 export function verdict(v: Verdict): string {
-  if (!v.ok) throw new CheckFailed(v.reason, v.exitCode ?? 1);
+  if (!v.ok) throw new CheckFailed(v.reason, v.exitCode ?? ExitCode.failed);
   return v.detail;
 }
 
@@ -50,7 +51,7 @@ export function verdict(v: Verdict): string {
 function failureExitCode(err: unknown): number {
   if (err instanceof CheckFailed) return err.exitCode;
   const code = exitCodeFor(err);
-  return code === ExitCode.software ? 1 : code;
+  return code === ExitCode.software ? ExitCode.failed : code;
 }
 
 /** Runs every step in order, writes its line, and returns the first failure's exit code (0 when none failed). */

@@ -27,7 +27,7 @@
  * credentials.
  */
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import { awsErrorInfo, errorMessage } from "../errors.js";
+import { awsErrorInfo, awsErrorLabel, describeAwsError } from "../errors/aws.js";
 import type { ProbeResult } from "../queue/access-probe.js";
 
 /** A passed check's detail, or a failure's reason (exit 1). */
@@ -195,11 +195,10 @@ const HARMLESS: Record<DeniedProbeKind, string> = {
 export function judgeDeniedProbe(probe: DeniedProbe, result: ProbeResult): DeniedVerdict {
   const answer = classifyDeniedProbe(probe.kind, result);
   if (answer === "denied") {
-    const { name, status } = awsErrorInfo(result.ok ? undefined : result.error);
-    return { ok: true, detail: `${name}${status === undefined ? "" : ` ${status}`}, as it must be` };
+    return { ok: true, detail: `${awsErrorLabel(result.ok ? undefined : result.error)}, as it must be` };
   }
   if (answer === "allowed") {
-    const how = result.ok ? "it succeeded" : `S3 authorized it (${describe(result.error)})`;
+    const how = result.ok ? "it succeeded" : `S3 authorized it (${describeAwsError(result.error)})`;
     return {
       ok: false,
       reason:
@@ -214,17 +213,12 @@ export function judgeDeniedProbe(probe: DeniedProbe, result: ProbeResult): Denie
   const { status } = awsErrorInfo(error);
   const cause =
     status === undefined
-      ? `S3 did not answer (${describe(error)})`
-      : `S3 answered ${describe(error)}, which shows neither an allow nor a deny`;
+      ? `S3 did not answer (${describeAwsError(error)})`
+      : `S3 answered ${describeAwsError(error)}, which shows neither an allow nor a deny`;
   return {
     ok: false,
     reason:
       `could not check: ${probe.request}: ${cause}; expected AccessDenied.\n` +
       "Run check again; if this persists, npm run audit (with the deployer's credentials) shows the role's permissions.",
   };
-}
-
-function describe(err: unknown): string {
-  const { name, status } = awsErrorInfo(err);
-  return `${name}${status === undefined ? "" : ` ${status}`}: ${errorMessage(err)}`;
 }

@@ -4,8 +4,8 @@
  * progress, a periodic status line, and shutdown on SIGTERM/SIGINT (stop receiving, drain up to the deadline, release
  * the rest, exit 0; a second signal exits at once).
  */
-import { ExitCode } from "../errors.js";
-import type { Logger } from "../observability/logger.js";
+import { ExitCode } from "../errors/fatal.js";
+import type { Logger } from "../logging/logger.js";
 import { RECEIVE_BACKOFF_MAX_MS } from "../queue/backoff.js";
 import type { ConsumerEvent, StopResult } from "../queue/consumer.js";
 import type { Notifier } from "./systemd.js";

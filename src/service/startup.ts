@@ -10,9 +10,9 @@ import { fetchInstanceIdentity, type ImdsClientOptions, type InstanceIdentity } 
 import type { Env } from "../config/env.js";
 import { queueLocationOf, type QueueLocation } from "../config/queue-url.js";
 import { configSchema, type Config } from "../config/schema.js";
-import { QueueAccessError } from "../errors.js";
+import { QueueAccessError } from "../errors/fatal.js";
 import { verifyIdentity, type VerifiedIdentity } from "../identity/self-check.js";
-import type { Logger } from "../observability/logger.js";
+import type { Logger } from "../logging/logger.js";
 import { resolveProcessors, type BuiltinOptions } from "../processors/registry.js";
 import type { Processor } from "../processors/types.js";
 import { decideQueueAccess, probeQueue, queueRefusal } from "../queue/access-probe.js";

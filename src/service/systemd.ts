@@ -10,7 +10,7 @@
  */
 import { execFile } from "node:child_process";
 import type { Env } from "../config/env.js";
-import type { Logger } from "../observability/logger.js";
+import type { Logger } from "../logging/logger.js";
 
 export interface Notifier {
   readonly enabled: boolean;

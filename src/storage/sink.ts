@@ -7,7 +7,7 @@ import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import type { ProcessorOutput, SourceObjectInfo } from "../processors/types.js";
+import type { SourceObjectInfo } from "../domain/document.js";
 
 const MiB = 1024 * 1024;
 
@@ -28,6 +28,14 @@ export interface SinkTarget {
   partSize?: number;
   /** Parts uploaded at once. @default 2 */
   queueSize?: number;
+}
+
+/** What is written: a processor's output (ProcessorOutput has this shape) or the pipeline's error record. */
+export interface SinkOutput {
+  body: Uint8Array | string | Readable;
+  contentType: string;
+  /** Required for a Readable body to be sent as one PutObject; otherwise it is uploaded in parts. */
+  contentLength?: number;
 }
 
 export interface Lineage {
@@ -107,7 +115,7 @@ class ByteCounter extends Transform {
 export async function writeOutput(
   target: SinkTarget,
   key: string,
-  output: ProcessorOutput,
+  output: SinkOutput,
   lineage: Lineage,
   signal: AbortSignal,
 ): Promise<WriteResult> {

@@ -4,9 +4,9 @@
  */
 import { Readable } from "node:stream";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { awsErrorInfo, errorMessage, ErrorCode } from "../errors.js";
-import type { DocumentRef } from "../queue/records.js";
-import type { SourceObjectInfo } from "../processors/types.js";
+import type { DocumentRef, SourceObjectInfo } from "../domain/document.js";
+import { awsErrorInfo, awsErrorLabel, describeAwsError } from "../errors/aws.js";
+import { OutcomeCode } from "../errors/document.js";
 
 export const MISSING_OR_FORBIDDEN =
   "missing or forbidden: without s3:ListBucket S3 reports a missing key as AccessDenied";
@@ -22,7 +22,7 @@ export type SourceFailureKind = "superseded" | "missing-or-forbidden" | "aborted
 
 export interface SourceFailure {
   kind: SourceFailureKind;
-  code: ErrorCode;
+  code: OutcomeCode;
   reason: string;
   cause?: unknown;
 }
@@ -33,12 +33,12 @@ export type OpenSourceResult = { ok: true; object: SourceObject } | { ok: false;
 export function classifyGetObjectError(err: unknown, signal?: AbortSignal): SourceFailure {
   const { name, status } = awsErrorInfo(err);
   if (signal?.aborted === true || name === "AbortError") {
-    return { kind: "aborted", code: ErrorCode.aborted, reason: "aborted while opening the source object", cause: err };
+    return { kind: "aborted", code: OutcomeCode.aborted, reason: "aborted while opening the source object", cause: err };
   }
   if (status === 412 || name === "PreconditionFailed") {
     return {
       kind: "superseded",
-      code: ErrorCode.sourceSuperseded,
+      code: OutcomeCode.sourceSuperseded,
       reason: "the object changed after the event (412 on IfMatch); a newer event follows",
       cause: err,
     };
@@ -46,15 +46,15 @@ export function classifyGetObjectError(err: unknown, signal?: AbortSignal): Sour
   if (status === 403 || status === 404 || name === "AccessDenied" || name === "NoSuchKey") {
     return {
       kind: "missing-or-forbidden",
-      code: ErrorCode.sourceMissingOrForbidden,
-      reason: `${MISSING_OR_FORBIDDEN} (${name}${status === undefined ? "" : ` ${status}`})`,
+      code: OutcomeCode.sourceMissingOrForbidden,
+      reason: `${MISSING_OR_FORBIDDEN} (${awsErrorLabel(err)})`,
       cause: err,
     };
   }
   return {
     kind: "read-failed",
-    code: ErrorCode.sourceReadFailed,
-    reason: `GetObject failed: ${name}${status === undefined ? "" : ` ${status}`}: ${errorMessage(err)}`,
+    code: OutcomeCode.sourceReadFailed,
+    reason: `GetObject failed: ${describeAwsError(err)}`,
     cause: err,
   };
 }
@@ -91,7 +91,7 @@ export async function openSource(s3: S3Client, doc: DocumentRef, signal: AbortSi
     (body as { destroy?: () => void } | undefined)?.destroy?.();
     return {
       ok: false,
-      failure: { kind: "read-failed", code: ErrorCode.sourceReadFailed, reason: "GetObject returned no readable body" },
+      failure: { kind: "read-failed", code: OutcomeCode.sourceReadFailed, reason: "GetObject returned no readable body" },
     };
   }
   const info: SourceObjectInfo = {

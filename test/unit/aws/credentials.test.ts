@@ -10,8 +10,8 @@ import {
   reuseCached,
   STATIC_CREDENTIAL_VARIABLES,
 } from "../../../src/aws/credentials.js";
-import { ErrorCode, ExitCode, IdentityError, StaticCredentialsError } from "../../../src/errors.js";
-import { createLogger } from "../../../src/observability/logger.js";
+import { ErrorCode, ExitCode, IdentityError, StaticCredentialsError } from "../../../src/errors/fatal.js";
+import { createLogger } from "../../../src/logging/logger.js";
 import { HTML_ANSWER_MARKER, startMockImds, type MockImds } from "../../local/imds/index.js";
 
 const noFiles = (): string | undefined => undefined;

@@ -8,7 +8,7 @@ import {
   safeProviderLogArgument,
   unusableCredentials,
 } from "../../../src/aws/imds-answer.js";
-import { ErrorCode, ExitCode, IdentityError } from "../../../src/errors.js";
+import { ErrorCode, ExitCode, IdentityError } from "../../../src/errors/fatal.js";
 
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY";
 const TOKEN = "IQoJb3JpZ2luX2VjEXAMPLETOKEN";

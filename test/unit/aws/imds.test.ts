@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { fetchInstanceIdentity } from "../../../src/aws/imds.js";
-import { ErrorCode, ExitCode, IdentityError } from "../../../src/errors.js";
+import { ErrorCode, ExitCode, IdentityError } from "../../../src/errors/fatal.js";
 import { HTML_ANSWER_MARKER, startMockImds, type MockImds } from "../../local/imds/index.js";
 
 let imds: MockImds | undefined;

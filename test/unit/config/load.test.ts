@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig, DEFAULT_CONFIG_PATH } from "../../../src/config/load.js";
 import { envNameOf, prefetchOf, queueArnParts, regionFromQueueUrl } from "../../../src/config/schema.js";
-import { ConfigError, ExitCode } from "../../../src/errors.js";
+import { ConfigError, ExitCode } from "../../../src/errors/fatal.js";
 
 const valid = {
   queueUrl: "https://sqs.eu-west-1.amazonaws.com/123456789012/doc-events",

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config/load.js";
 import { checkQueueUrl, queueLocationOf, sqsHostRegion } from "../../../src/config/queue-url.js";
-import { ConfigError, ExitCode } from "../../../src/errors.js";
+import { ConfigError, ExitCode } from "../../../src/errors/fatal.js";
 
 const ACCOUNT = "123456789012";
 const LOCAL = "http://127.0.0.1:4566";

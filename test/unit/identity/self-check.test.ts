@@ -2,7 +2,7 @@ import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
 import type { InstanceIdentity } from "../../../src/aws/imds.js";
-import { ErrorCode, ExitCode, IdentityError } from "../../../src/errors.js";
+import { ErrorCode, ExitCode, IdentityError } from "../../../src/errors/fatal.js";
 import { verifyIdentity } from "../../../src/identity/self-check.js";
 
 const instance: InstanceIdentity = {

@@ -31,10 +31,13 @@ describe("the layer rule (eslint.config.js LAYERS)", () => {
       "src/errors/imports-config.ts",
       "src/main.ts",
       "src/pipeline/allowed.ts",
+      "src/pipeline/imports-queue.ts",
+      "src/processors/peer.ts",
       "src/queue/imports-app.ts",
       "src/queue/receive.ts",
       "src/service/imports-app.ts",
       "src/service/wiring.ts",
+      "src/storage/blob.ts",
       "src/storage/imports-service.ts",
       "src/unplaced/thing.ts",
     ]);
@@ -43,7 +46,7 @@ describe("the layer rule (eslint.config.js LAYERS)", () => {
   });
 
   it("passes imports down the layers, between peers of a layer, and main.ts importing app.ts", () => {
-    for (const file of ["src/pipeline/allowed.ts", "src/config/settings.ts", "src/app.ts", "src/main.ts"]) {
+    for (const file of ["src/pipeline/allowed.ts", "src/processors/peer.ts", "src/config/settings.ts", "src/app.ts", "src/main.ts"]) {
       expect(layerMessages(file), file).toEqual([]);
     }
   });
@@ -59,7 +62,13 @@ describe("the layer rule (eslint.config.js LAYERS)", () => {
   it("fails storage importing service, whether by import, re-export or dynamic import", () => {
     const messages = layerMessages("src/storage/imports-service.ts");
     expect(messages.map((m) => m.split(":")[0])).toEqual(["2", "4", "6"]);
-    for (const m of messages) expect(m).toContain("storage (layer 3) must not import service (layer 4)");
+    for (const m of messages) expect(m).toContain("storage (layer 6) must not import service (layer 10)");
+  });
+
+  it("fails the pipeline importing the queue (the queue feeds the pipeline, not the other way)", () => {
+    expect(layerMessages("src/pipeline/imports-queue.ts")).toEqual([
+      expect.stringContaining("2: pipeline (layer 7) must not import queue (layer 8)") as unknown,
+    ]);
   });
 
   it("fails errors importing config (errors sits below config)", () => {

@@ -2,7 +2,7 @@
 // Prometheus exposition read back from the registry, name by name.
 import { describe, expect, it } from "vitest";
 import { METRIC_PREFIX, Metrics } from "../../../src/observability/metrics.js";
-import { ErrorCode } from "../../../src/errors.js";
+import { OutcomeCode } from "../../../src/errors/document.js";
 
 /** `name{labels} value` lines of the exposition, as a map (comments dropped). */
 async function scrape(metrics: Metrics): Promise<Map<string, number>> {
@@ -33,7 +33,7 @@ function exercise(metrics: Metrics): void {
   // Processed 5 s after the S3 event, in 1.2 s.
   metrics.documentEnded({ status: "done", outputs: ["a.json"], bytesIn: 1000, bytesOut: 250 }, 1200, "2026-05-01T11:59:55.000Z", NOW);
   metrics.documentEnded({ status: "superseded", reason: "412" }, 30, "2026-05-01T11:59:00.000Z", NOW);
-  metrics.documentEnded({ status: "retry", code: ErrorCode.sinkWriteFailed, reason: "AccessDenied" }, 80, undefined, NOW);
+  metrics.documentEnded({ status: "retry", code: OutcomeCode.sinkWriteFailed, reason: "AccessDenied" }, 80, undefined, NOW);
   metrics.documentEnded(
     { status: "failed-permanently", code: "ENCRYPTED", reason: "encrypted", outputs: ["b.error.json"] },
     20,

@@ -5,8 +5,8 @@ import { createServer, type Server } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config/load.js";
 import { isLoopbackAddress } from "../../../src/config/schema.js";
-import { ConfigError, ExitCode } from "../../../src/errors.js";
-import { silentLogger } from "../../../src/observability/logger.js";
+import { ConfigError, ExitCode } from "../../../src/errors/fatal.js";
+import { silentLogger } from "../../../src/logging/logger.js";
 import { METRIC_PREFIX, Metrics } from "../../../src/observability/metrics.js";
 import { startMetricsEndpoint, type MetricsEndpoint } from "../../../src/observability/prometheus.js";
 

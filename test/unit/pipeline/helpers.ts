@@ -3,8 +3,9 @@ import { Readable } from "node:stream";
 import { S3Client } from "@aws-sdk/client-s3";
 import { sdkStreamMixin } from "@smithy/core/serde";
 import type { SubmitContext } from "../../../src/pipeline/types.js";
-import type { ProcessorLogger, SourceObjectInfo } from "../../../src/processors/types.js";
-import type { DocumentRef } from "../../../src/queue/records.js";
+import type { SourceObjectInfo } from "../../../src/domain/document.js";
+import type { ProcessorLogger } from "../../../src/processors/types.js";
+import type { NotifiedDocument } from "../../../src/queue/records.js";
 
 /** A real S3Client pointed at a closed loopback port; tests replace its send() with aws-sdk-client-mock. */
 export function testS3Client(): S3Client {
@@ -24,7 +25,8 @@ export const silentLog: ProcessorLogger = {
   error: () => undefined,
 };
 
-export function docRef(overrides: Partial<DocumentRef> = {}): DocumentRef {
+/** A document as the queue hands it to the pipeline (with the notification's own fields, which the pipeline ignores). */
+export function docRef(overrides: Partial<NotifiedDocument> = {}): NotifiedDocument {
   return {
     bucket: "source-bucket",
     key: "in/report 1.txt",

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Outcome } from "../../../src/pipeline/outcome.js";
 import { createPipeline } from "../../../src/pipeline/pipeline.js";
 import type { DocumentPipeline } from "../../../src/pipeline/types.js";
-import type { DocumentRef } from "../../../src/queue/records.js";
+import type { DocumentRef } from "../../../src/domain/document.js";
 import { deferred, docRef, submitContext, type Deferred } from "./helpers.js";
 
 const done: Outcome = { status: "done", outputs: [], bytesIn: 0, bytesOut: 0 };

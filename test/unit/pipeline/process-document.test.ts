@@ -1,19 +1,20 @@
 import { createHash } from "node:crypto";
 import { Readable, Transform } from "node:stream";
 import {
-  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   type PutObjectCommandInput,
   type S3Client,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { processDocument, type DocumentDeps } from "../../../src/pipeline/process-document.js";
 import { createMetadataProcessor } from "../../../src/processors/builtin/metadata.js";
-import { PermanentDocumentError, type Processor, type ProcessorOutput } from "../../../src/processors/types.js";
+import { PermanentDocumentError } from "../../../src/errors/document.js";
+import type { Processor, ProcessorOutput } from "../../../src/processors/types.js";
 import {
   awsError,
   chunked,
@@ -134,12 +135,55 @@ describe("processDocument: success", () => {
     expect(options?.abortSignal).toBe(ctx.signal);
   });
 
-  it("never calls HeadObject, ListObjects or AbortMultipartUpload", async () => {
-    serveBody(chunked(["abc"]), 3);
-    await processDocument(deps(), docRef({ size: 3 }), submitContext());
-    expect(s3Mock.commandCalls(HeadObjectCommand)).toHaveLength(0);
-    expect(s3Mock.commandCalls(ListObjectsV2Command)).toHaveLength(0);
-    expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0);
+  // The role may only GetObject from the source and PutObject to the output (a multipart upload is PutObject too):
+  // every other request would be denied in production. Driven through each path that writes (a single PutObject,
+  // a multipart upload of an output of unknown length, a multipart upload that fails, the error record), the test
+  // lists every request sent and allows nothing else.
+  it("sends nothing but GetObject and PutObject requests, through single, multipart and failed uploads and an error record", async () => {
+    const permitted = [
+      "GetObjectCommand",
+      "PutObjectCommand",
+      "CreateMultipartUploadCommand",
+      "UploadPartCommand",
+      "CompleteMultipartUploadCommand",
+    ];
+    const sent = (): string[] => s3Mock.calls().map((c) => (c.args[0] as object).constructor.name);
+    s3Mock.on(CreateMultipartUploadCommand).resolves({ UploadId: "up-1" });
+    s3Mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"done"' });
+    const big = 11 * 1024 * 1024;
+    const streaming: Processor = {
+      name: "streaming",
+      version: "1",
+      async process({ input }) {
+        input.resume();
+        // No contentLength and over partSize: uploaded in parts.
+        return [{ suffix: ".bin", body: generated(big), contentType: "application/octet-stream" }];
+      },
+    };
+    const refusing: Processor = {
+      name: "refusing",
+      version: "1",
+      async process({ input }) {
+        await readAll(input);
+        throw new PermanentDocumentError("CORRUPT", "cannot read it");
+      },
+    };
+    const chain = { processors: [createMetadataProcessor(), streaming, refusing], partSize: 5 * 1024 * 1024 };
+
+    s3Mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
+    serveBody(chunked(["abc", "def"]), 6);
+    const refused = await processDocument(deps(chain), docRef({ size: 6 }), submitContext());
+    expect(refused).toMatchObject({ status: "failed-permanently", code: "CORRUPT" });
+    expect(refused.status === "failed-permanently" && refused.outputs).toContain("processed/in/report 1.txt.error.json");
+    expect(s3Mock.commandCalls(UploadPartCommand).length).toBeGreaterThanOrEqual(3);
+
+    s3Mock.on(UploadPartCommand).rejects(awsError("InternalError", 500, "part failed"));
+    serveBody(chunked(["abc", "def"]), 6);
+    const failed = await processDocument(deps(chain), docRef({ size: 6 }), submitContext());
+    expect(failed).toMatchObject({ status: "retry", code: "SINK_WRITE_FAILED" });
+
+    expect(new Set(sent())).toEqual(new Set(permitted));
+    expect(sent().filter((name) => !permitted.includes(name))).toEqual([]);
   });
 
   it("destroys the body when no processor reads it to the end", async () => {
@@ -419,10 +463,10 @@ describe("processDocument: failures", () => {
     expect(outcome).toMatchObject({ status: "rejected", code: "PROCESSOR_FAILED" });
   });
 
-  // One processor reads the body itself; two get branches fed by fanOut: both paths must see the same failures.
+  // One read path for any chain: one processor or several, the same failures and the same byte count.
   const chains: [string, () => Processor[]][] = [
-    ["one processor (body read directly)", () => [createMetadataProcessor()]],
-    ["two processors (fan-out)", () => [createMetadataProcessor(), readingProcessor("other", [{ suffix: ".x", body: "x", contentType: "text/plain" }])]],
+    ["one processor", () => [createMetadataProcessor()]],
+    ["two processors", () => [createMetadataProcessor(), readingProcessor("other", [{ suffix: ".x", body: "x", contentType: "text/plain" }])]],
   ];
 
   it.each(chains)("%s: a broken or short source is SOURCE_READ_FAILED with nothing written", async (_name, chain) => {

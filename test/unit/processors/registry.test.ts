@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DocProcessorError, ErrorCode, exitCodeFor } from "../../../src/errors.js";
+import { DocProcessorError, ErrorCode, exitCodeFor } from "../../../src/errors/fatal.js";
 import { METADATA_PROCESSOR_NAME } from "../../../src/processors/builtin/metadata.js";
 import {
   isModulePath,

@@ -11,14 +11,15 @@ import {
 } from "@aws-sdk/client-sqs";
 import { mockClient, type AwsClientStub } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createLogger } from "../../../src/observability/logger.js";
+import { createLogger } from "../../../src/logging/logger.js";
 import type { Outcome } from "../../../src/pipeline/outcome.js";
 import type { DocumentPipeline, SubmitContext } from "../../../src/pipeline/types.js";
 import { Consumer, receiveSize, type ConsumerEvent, type ConsumerOptions } from "../../../src/queue/consumer.js";
-import { MAX_LOG_LINE_BYTES } from "../../../src/observability/log-bounds.js";
+import { MAX_LOG_LINE_BYTES } from "../../../src/logging/log-bounds.js";
 import { Metrics } from "../../../src/observability/metrics.js";
 import { parseNotification } from "../../../src/queue/notifications.js";
-import type { DocumentRef, ParsedNotification } from "../../../src/queue/records.js";
+import type { DocumentRef } from "../../../src/domain/document.js";
+import type { NotifiedDocument, ParsedNotification } from "../../../src/queue/records.js";
 
 const QUEUE_URL = "http://127.0.0.1:9/000000000000/documents";
 const DONE: Outcome = { status: "done", outputs: ["out/a.json"], bytesIn: 1, bytesOut: 1 };
@@ -145,7 +146,7 @@ class EventLog {
   }
 }
 
-function doc(key: string): DocumentRef {
+function doc(key: string): NotifiedDocument {
   return { bucket: "source", key, rawKey: key, eventName: "ObjectCreated:Put" };
 }
 

@@ -1,7 +1,7 @@
 // Parse dispatch alone: which bodies are deleted, left for the redrive policy, or handed on as documents to run.
 import type { Message } from "@aws-sdk/client-sqs";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../../../src/observability/logger.js";
+import { createLogger } from "../../../src/logging/logger.js";
 import { dispatch } from "../../../src/queue/dispatch.js";
 import type { ConsumerEvent } from "../../../src/queue/events.js";
 import type { ParsedNotification } from "../../../src/queue/records.js";

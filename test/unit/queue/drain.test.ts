@@ -1,7 +1,7 @@
 // The drain's order of steps alone, against fakes: release the unstarted, wait to the deadline, then abort, grace,
 // release the stuck, and only then flush deletes and close the heartbeat.
 import { describe, expect, it } from "vitest";
-import { createLogger } from "../../../src/observability/logger.js";
+import { createLogger } from "../../../src/logging/logger.js";
 import { drain, type DrainDeps } from "../../../src/queue/drain.js";
 
 function setup(settles: boolean[]) {

@@ -1,7 +1,7 @@
 // The heartbeat alone, against a fake visibility call and fake time: when it extends, how it batches, the cap, its
 // failures, that its timer exists only while a message is watched, and that stop() waits for an extension in flight.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createLogger } from "../../../src/observability/logger.js";
+import { createLogger } from "../../../src/logging/logger.js";
 import type { ConsumerEvent } from "../../../src/queue/events.js";
 import { Heartbeat, type Beat } from "../../../src/queue/heartbeat.js";
 import type { CallResult, Handle } from "../../../src/queue/sqs-calls.js";

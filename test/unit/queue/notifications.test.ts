@@ -1,6 +1,6 @@
 import { describe, it, expect } from "vitest";
 import { decodeS3Key, parseNotification } from "../../../src/queue/notifications.js";
-import type { DocumentRef, ParsedNotification, ParseOptions } from "../../../src/queue/records.js";
+import type { NotifiedDocument, ParsedNotification, ParseOptions } from "../../../src/queue/records.js";
 import {
   FIXTURE_OPTIONS,
   encodeS3Key,
@@ -22,12 +22,12 @@ function parse(body: string, opts: ParseOptions = options): ParsedNotification {
   return parseNotification(body, opts);
 }
 
-function documentsOf(result: ParsedNotification): DocumentRef[] {
+function documentsOf(result: ParsedNotification): NotifiedDocument[] {
   if (result.kind !== "documents") throw new Error(`expected documents, got ${JSON.stringify(result)}`);
   return result.documents;
 }
 
-function onlyDocument(result: ParsedNotification): DocumentRef {
+function onlyDocument(result: ParsedNotification): NotifiedDocument {
   const docs = documentsOf(result);
   expect(docs).toHaveLength(1);
   return docs[0]!;
@@ -43,7 +43,7 @@ function createdRecord(rawKey: string, extra: Partial<Parameters<typeof s3Record
 }
 
 describe("documented AWS bodies (JSON fixtures)", () => {
-  const expectedPut: DocumentRef = {
+  const expectedPut: NotifiedDocument = {
     bucket: SOURCE,
     key: "incoming/Quarterly report (2026).pdf",
     rawKey: "incoming/Quarterly+report+%282026%29.pdf",

@@ -7,7 +7,7 @@ import {
 } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger } from "../../../src/observability/logger.js";
+import { createLogger } from "../../../src/logging/logger.js";
 import type { ConsumerEvent } from "../../../src/queue/events.js";
 import { Visibility } from "../../../src/queue/visibility.js";
 

@@ -4,7 +4,7 @@ import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client, 
 import { sdkStreamMixin } from "@smithy/core/serde";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
-import { ExitCode } from "../../../src/errors.js";
+import { ExitCode } from "../../../src/errors/fatal.js";
 import {
   expiryDetail,
   judgeOtherServiceCall,

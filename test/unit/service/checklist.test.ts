@@ -14,8 +14,8 @@ import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { InstanceIdentity } from "../../../src/aws/imds.js";
 import { configSchema } from "../../../src/config/schema.js";
-import { ConfigError, ErrorCode, ExitCode, IdentityError } from "../../../src/errors.js";
-import { silentLogger } from "../../../src/observability/logger.js";
+import { ConfigError, ErrorCode, ExitCode, IdentityError } from "../../../src/errors/fatal.js";
+import { silentLogger } from "../../../src/logging/logger.js";
 import { runChecks, realStages, type CheckStages } from "../../../src/service/check.js";
 import { NotChecked, need, runChecklist, verdict, type CheckStep } from "../../../src/service/checklist.js";
 

@@ -3,8 +3,8 @@
 // a second signal during the drain -> exit 75 at once.
 import { EventEmitter } from "node:events";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ExitCode } from "../../../src/errors.js";
-import { createLogger, silentLogger } from "../../../src/observability/logger.js";
+import { ExitCode } from "../../../src/errors/fatal.js";
+import { createLogger, silentLogger } from "../../../src/logging/logger.js";
 import type { StopResult } from "../../../src/queue/consumer.js";
 import {
   Liveness,

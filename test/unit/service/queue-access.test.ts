@@ -5,8 +5,8 @@ import { ChangeMessageVisibilityCommand, DeleteMessageCommand, ReceiveMessageCom
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
 import type { QueueLocation } from "../../../src/config/queue-url.js";
-import { ErrorCode, ExitCode, QueueAccessError, exitCodeFor } from "../../../src/errors.js";
-import { silentLogger } from "../../../src/observability/logger.js";
+import { ErrorCode, ExitCode, QueueAccessError, exitCodeFor } from "../../../src/errors/fatal.js";
+import { silentLogger } from "../../../src/logging/logger.js";
 import {
   IMPOSSIBLE_RECEIPT_HANDLE,
   classifyProbe,

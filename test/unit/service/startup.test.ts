@@ -6,8 +6,8 @@ import { ChangeMessageVisibilityCommand, DeleteMessageCommand, SQSClient } from 
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, describe, expect, it } from "vitest";
 import { configSchema, type Config } from "../../../src/config/schema.js";
-import { ExitCode, QueueAccessError, exitCodeFor } from "../../../src/errors.js";
-import { silentLogger } from "../../../src/observability/logger.js";
+import { ExitCode, QueueAccessError, exitCodeFor } from "../../../src/errors/fatal.js";
+import { silentLogger } from "../../../src/logging/logger.js";
 import { ShutdownSignals, type SignalSource } from "../../../src/service/lifecycle.js";
 import { builtinOptions, imdsOptionsOf, proveQueueUnlessStopped, type QueueProofTarget } from "../../../src/service/startup.js";
 

@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Logger } from "../../../src/observability/logger.js";
+import type { Logger } from "../../../src/logging/logger.js";
 import { createNotifier, type NotifySender } from "../../../src/service/systemd.js";
 
 function fakeLog() {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ErrorCode } from "../../../src/errors.js";
-import { MAX_S3_KEY_BYTES, OutputKeyTooLongError, longestSuffix, outputKey } from "../../../src/storage/keys.js";
+import { OutcomeCode, OutputKeyTooLongError } from "../../../src/errors/document.js";
+import { MAX_S3_KEY_BYTES, longestSuffix, outputKey } from "../../../src/storage/keys.js";
 
 describe("outputKey", () => {
   it("is <outputPrefix><source key><suffix>, the same every time", () => {
@@ -27,7 +27,7 @@ describe("outputKey", () => {
     }
     expect(caught).toBeInstanceOf(OutputKeyTooLongError);
     expect((caught as OutputKeyTooLongError).bytes).toBe(1026);
-    expect((caught as OutputKeyTooLongError).code).toBe(ErrorCode.outputKeyTooLong);
+    expect((caught as OutputKeyTooLongError).code).toBe(OutcomeCode.outputKeyTooLong);
     expect((caught as Error).message).toContain("1026 bytes");
   });
 });
@@ -42,7 +42,7 @@ describe("longestSuffix", () => {
 
 describe("OutputKeyTooLongError", () => {
   it("has a code of its own, quotes at most 80 characters of the key and says where the message goes", () => {
-    const err = new OutputKeyTooLongError(`\u0007${"k".repeat(2000)}`, 2001);
+    const err = new OutputKeyTooLongError(`\u0007${"k".repeat(2000)}`, 2001, MAX_S3_KEY_BYTES);
     expect(err.code).toBe("OUTPUT_KEY_TOO_LONG");
     expect(err.message.length).toBeLessThan(400);
     expect(err.message).toContain('"\\u0007');

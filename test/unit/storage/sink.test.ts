@@ -89,7 +89,7 @@ describe("writeOutput", () => {
   afterEach(() => s3Mock.restore());
 
   it("sends a string as one PutObject with its UTF-8 length and the lineage metadata", async () => {
-    const res = await writeOutput(target, "k.json", { suffix: ".json", body: "héllo", contentType: "application/json" }, lineage, signal);
+    const res = await writeOutput(target, "k.json", { body: "héllo", contentType: "application/json" }, lineage, signal);
     expect(res).toEqual({ key: "k.json", bytes: 6, method: "put" });
     expect(s3Mock.commandCalls(PutObjectCommand)[0]!.args[0].input).toEqual({
       Bucket: "out",
@@ -102,14 +102,14 @@ describe("writeOutput", () => {
   });
 
   it("sends a Uint8Array as one PutObject", async () => {
-    const res = await writeOutput(target, "k.bin", { suffix: ".bin", body: new Uint8Array(10), contentType: "application/octet-stream" }, lineage, signal);
+    const res = await writeOutput(target, "k.bin", { body: new Uint8Array(10), contentType: "application/octet-stream" }, lineage, signal);
     expect(res).toEqual({ key: "k.bin", bytes: 10, method: "put" });
     expect(s3Mock.commandCalls(PutObjectCommand)[0]!.args[0].input.ContentLength).toBe(10);
   });
 
   it("sends a Readable with a known length as one PutObject with ContentLength, passing the signal", async () => {
     const body = chunked(["abcd"]);
-    const res = await writeOutput(target, "k.txt", { suffix: ".txt", body, contentType: "text/plain", contentLength: 4 }, lineage, signal);
+    const res = await writeOutput(target, "k.txt", { body, contentType: "text/plain", contentLength: 4 }, lineage, signal);
     expect(res).toEqual({ key: "k.txt", bytes: 4, method: "put" });
     const call = s3Mock.commandCalls(PutObjectCommand)[0]!;
     expect(call.args[0].input).toMatchObject({ Body: body, ContentLength: 4, Metadata: expectedMetadata });
@@ -118,7 +118,7 @@ describe("writeOutput", () => {
   });
 
   it("uploads a short Readable of unknown length as one PutObject", async () => {
-    const res = await writeOutput(target, "k.txt", { suffix: ".txt", body: chunked(["ab", "cd"]), contentType: "text/plain" }, lineage, signal);
+    const res = await writeOutput(target, "k.txt", { body: chunked(["ab", "cd"]), contentType: "text/plain" }, lineage, signal);
     expect(res).toEqual({ key: "k.txt", bytes: 4, method: "put" });
     expect(s3Mock.commandCalls(PutObjectCommand)[0]!.args[0].input.Metadata).toEqual(expectedMetadata);
     expect(s3Mock.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0);
@@ -126,7 +126,7 @@ describe("writeOutput", () => {
 
   it("uploads a long Readable of unknown length in parts, with metadata on the upload", async () => {
     const body = generated(12 * MiB);
-    const res = await writeOutput(target, "big.bin", { suffix: ".bin", body, contentType: "application/octet-stream" }, lineage, signal);
+    const res = await writeOutput(target, "big.bin", { body, contentType: "application/octet-stream" }, lineage, signal);
     expect(res).toEqual({ key: "big.bin", bytes: 12 * MiB, method: "multipart" });
     expect(s3Mock.commandCalls(CreateMultipartUploadCommand)[0]!.args[0].input).toMatchObject({
       Bucket: "out",
@@ -143,7 +143,7 @@ describe("writeOutput", () => {
     s3Mock.on(UploadPartCommand).rejects(awsError("InternalError", 500, "part failed"));
     const body = generated(64 * MiB);
     await expect(
-      writeOutput(target, "big.bin", { suffix: ".bin", body, contentType: "application/octet-stream" }, lineage, signal),
+      writeOutput(target, "big.bin", { body, contentType: "application/octet-stream" }, lineage, signal),
     ).rejects.toThrow("part failed");
     expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0);
     expect(body.destroyed).toBe(true);
@@ -163,7 +163,7 @@ describe("writeOutput", () => {
       },
     });
     await expect(
-      writeOutput(target, "k.bin", { suffix: ".bin", body, contentType: "application/octet-stream" }, lineage, signal),
+      writeOutput(target, "k.bin", { body, contentType: "application/octet-stream" }, lineage, signal),
     ).rejects.toThrow("processor exploded");
   });
 
@@ -171,7 +171,7 @@ describe("writeOutput", () => {
     s3Mock.on(PutObjectCommand).rejects(awsError("AccessDenied", 403));
     const body = stalled();
     await expect(
-      writeOutput(target, "k.txt", { suffix: ".txt", body, contentType: "text/plain", contentLength: 10 }, lineage, signal),
+      writeOutput(target, "k.txt", { body, contentType: "text/plain", contentLength: 10 }, lineage, signal),
     ).rejects.toThrow();
     expect(body.destroyed).toBe(true);
   });
@@ -179,7 +179,7 @@ describe("writeOutput", () => {
   it("stops a multipart upload when the signal aborts, destroying the body", async () => {
     const ac = new AbortController();
     const body = stalled();
-    const writing = writeOutput(target, "k.bin", { suffix: ".bin", body, contentType: "application/octet-stream" }, lineage, ac.signal);
+    const writing = writeOutput(target, "k.bin", { body, contentType: "application/octet-stream" }, lineage, ac.signal);
     ac.abort();
     await expect(writing).rejects.toThrow(/abort/i);
     expect(body.destroyed).toBe(true);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../../../src/config/load.js";
-import { ExitCode } from "../../../src/errors.js";
+import { ExitCode } from "../../../src/errors/fatal.js";
 import { CHILD_ENV } from "../../../src/processors/builtin/text/child.js";
 import { requireTool } from "../../helpers/tools.js";
 

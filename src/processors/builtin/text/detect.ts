@@ -5,7 +5,8 @@
  */
 import { extname } from "node:path/posix";
 import { fileTypeFromBuffer } from "file-type";
-import { PermanentDocumentError, type DetectedType } from "../../types.js";
+import type { DetectedType } from "../../../domain/document.js";
+import { PermanentDocumentError } from "../../../errors/document.js";
 import { bomEncoding, detectEncoding, type TextEncodingName } from "./encoding.js";
 
 export const DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";

@@ -2,7 +2,8 @@
  * DOCX text with mammoth's extractRawText (paragraphs separated by a blank line). The archive is checked for zip
  * bombs first (checkArchive), because mammoth inflates every part it reads into memory. Runs in the extraction child process.
  */
-import { PermanentDocumentError, type DetectedType } from "../../types.js";
+import type { DetectedType } from "../../../domain/document.js";
+import { PermanentDocumentError } from "../../../errors/document.js";
 import { DOCX_MIME } from "./detect.js";
 import { WarningList, type ExtractLimits, type ExtractedText } from "./extracted.js";
 import { checkArchive } from "./zip.js";

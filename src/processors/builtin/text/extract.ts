@@ -2,7 +2,8 @@
  * One extraction job, whatever the format: what the extraction child process runs for each request, and what tests
  * run in-process.
  */
-import { isPermanentDocumentError, type DetectedType } from "../../types.js";
+import type { DetectedType } from "../../../domain/document.js";
+import { isPermanentDocumentError } from "../../../errors/document.js";
 import { extractDocx } from "./docx.js";
 import type { TextEncodingName } from "./encoding.js";
 import type { ExtractLimits, ExtractedText } from "./extracted.js";

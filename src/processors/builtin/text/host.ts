@@ -15,7 +15,8 @@
  * its child reaped before it rejects.
  */
 import { fileURLToPath } from "node:url";
-import { PermanentDocumentError, type DetectedType } from "../../types.js";
+import type { DetectedType } from "../../../domain/document.js";
+import { PermanentDocumentError } from "../../../errors/document.js";
 import { ExtractorChild } from "./child.js";
 import type { ExtractedText } from "./extracted.js";
 import type { ExtractionJob, ExtractionReply } from "./extract.js";

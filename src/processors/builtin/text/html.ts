@@ -5,7 +5,8 @@
  * nesting) can take minutes to parse.
  */
 import type { HtmlToTextOptions } from "html-to-text";
-import { PermanentDocumentError, type DetectedType } from "../../types.js";
+import type { DetectedType } from "../../../domain/document.js";
+import { PermanentDocumentError } from "../../../errors/document.js";
 import { CountingDecoder, type TextEncodingName } from "./encoding.js";
 import { WarningList, type ExtractLimits, type ExtractedText } from "./extracted.js";
 

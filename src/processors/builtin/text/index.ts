@@ -14,16 +14,9 @@ import { existsSync } from "node:fs";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { fileTypeFromBuffer } from "file-type";
-import {
-  PermanentDocumentError,
-  sourceLineage,
-  type DetectedType,
-  type Processor,
-  type ProcessorContext,
-  type ProcessorOutput,
-  type SourceLineage,
-  type SourceObjectInfo,
-} from "../../types.js";
+import type { DetectedType, SourceObjectInfo } from "../../../domain/document.js";
+import { PermanentDocumentError } from "../../../errors/document.js";
+import { sourceLineage, type Processor, type ProcessorContext, type ProcessorOutput, type SourceLineage } from "../../types.js";
 import { detectDocument, type Detection } from "./detect.js";
 import { bomEncoding, CountingDecoder } from "./encoding.js";
 import type { ExtractionKind } from "./extract.js";

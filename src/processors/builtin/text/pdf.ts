@@ -6,7 +6,8 @@
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { PermanentDocumentError, type DetectedType } from "../../types.js";
+import type { DetectedType } from "../../../domain/document.js";
+import { PermanentDocumentError } from "../../../errors/document.js";
 import { TextBudget, WarningList, type ExtractLimits, type ExtractedText } from "./extracted.js";
 
 const PDF_TYPE: DetectedType = { mime: "application/pdf", ext: "pdf" };

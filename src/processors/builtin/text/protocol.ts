@@ -8,7 +8,7 @@
  * The daemon checks every message from the child as untrusted input: a malformed one means the child is not in a
  * state to be believed, and it is replaced.
  */
-import type { DetectedType } from "../../types.js";
+import type { DetectedType } from "../../../domain/document.js";
 import type { TextEncodingName } from "./encoding.js";
 import type { ExtractionJob, ExtractionKind, ExtractionReply, ExtractionRequest } from "./extract.js";
 import { WarningList } from "./extracted.js";

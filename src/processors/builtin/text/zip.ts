@@ -4,7 +4,8 @@
  * archive that lies about its sizes. Memory stays at one zlib window whatever the archive claims.
  */
 import { createInflateRaw } from "node:zlib";
-import { PermanentDocumentError, type DetectedType } from "../../types.js";
+import type { DetectedType } from "../../../domain/document.js";
+import { PermanentDocumentError } from "../../../errors/document.js";
 
 export interface ZipEntryInfo {
   name: string;

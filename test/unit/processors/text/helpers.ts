@@ -1,6 +1,7 @@
 /**
  * Test support for the text processor. Its extractor is a separate Node process that runs JavaScript: vitest's
- * TypeScript transform does not reach it. So the tests transpile src/processors/ into a private directory under
+ * TypeScript transform does not reach it. So the tests transpile src/processors/ (and the leaf modules it imports:
+ * src/domain/, src/errors/) into a private directory under
  * node_modules/.cache (where `pdfjs-dist`, `mammoth` and the other packages resolve as they do for dist/, and which
  * the child's permission model lets it read, being inside the checkout) and start the child from there.
  */
@@ -9,10 +10,13 @@ import { dirname, join, relative } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import ts from "typescript";
-import type { ProcessorOutput, SourceObjectInfo } from "../../../../src/processors/types.js";
+import type { SourceObjectInfo } from "../../../../src/domain/document.js";
+import type { ProcessorOutput } from "../../../../src/processors/types.js";
 
 const repo = fileURLToPath(new URL("../../../../", import.meta.url));
-const processorsDir = join(repo, "src/processors");
+const srcDir = join(repo, "src");
+/** What the extractor child may import: the processors and the leaf modules below them. */
+const childDirs = ["processors", "domain", "errors"].map((d) => join(srcDir, d));
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -21,25 +25,25 @@ function sources(dir: string): string[] {
 }
 
 /**
- * Transpiles src/processors/ (per test process) and returns the extractor entry's URL, the directory (for test
- * children of its own) and a cleanup.
+ * Transpiles src/processors/, src/domain/ and src/errors/ (per test process) and returns the extractor entry's URL,
+ * the transpiled processors directory (for test children of its own) and a cleanup.
  */
 export function buildExtractor(): { extractorUrl: URL; dir: string; cleanup: () => void } {
   const out = join(repo, "node_modules/.cache", `doc-processor-text-extractor-${process.pid}-${Date.now()}`);
-  for (const file of sources(processorsDir)) {
+  for (const file of childDirs.flatMap(sources)) {
     const { outputText } = ts.transpileModule(readFileSync(file, "utf8"), {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
       fileName: file,
     });
-    const target = join(out, relative(processorsDir, file)).replace(/\.ts$/, ".js");
+    const target = join(out, relative(srcDir, file)).replace(/\.ts$/, ".js");
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, outputText);
   }
   // ESM, like the package: the directory has no package.json of its own.
   writeFileSync(join(out, "package.json"), '{ "type": "module" }\n');
   return {
-    extractorUrl: pathToFileURL(join(out, "builtin/text/extract-child.js")),
-    dir: out,
+    extractorUrl: pathToFileURL(join(out, "processors/builtin/text/extract-child.js")),
+    dir: join(out, "processors"),
     cleanup: () => rmSync(out, { recursive: true, force: true }),
   };
 }

@@ -6,7 +6,8 @@ import { GetObjectCommand, PutObjectCommand, type PutObjectCommandInput, type S3
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { isAcknowledgeable, type Outcome } from "../../../../src/pipeline/outcome.js";
-import { errorRecord, processDocument, type DocumentDeps, type ErrorRecord } from "../../../../src/pipeline/process-document.js";
+import { errorRecord, type ErrorRecord } from "../../../../src/pipeline/error-record.js";
+import { processDocument, type DocumentDeps } from "../../../../src/pipeline/process-document.js";
 import { createMetadataProcessor } from "../../../../src/processors/builtin/metadata.js";
 import { createTextProcessor, type TextProcessor } from "../../../../src/processors/builtin/text/index.js";
 import { checkOutputSuffixes, resolveProcessors } from "../../../../src/processors/registry.js";
@@ -16,7 +17,7 @@ import {
   type Processor,
   type ProcessorOutput,
 } from "../../../../src/processors/types.js";
-import { DocProcessorError } from "../../../../src/errors.js";
+import { DocProcessorError } from "../../../../src/errors/fatal.js";
 import { encryptedPdf, makePdf } from "../../../fixtures/documents/build.js";
 import { chunked, docRef, readAll, sdkBody, silentLog, submitContext, testS3Client } from "../../pipeline/helpers.js";
 import { buildExtractor } from "./helpers.js";

@@ -1,14 +1,22 @@
 /**
- * Typed errors with stable codes. The CLI maps each code to a process exit code (sysexits.h values), so
- * systemd can tell a wrong identity or config (never restart) from a passing outage (restart).
+ * Process-fatal errors: what ends a command, with a stable code each, and the process exit code (sysexits.h values)
+ * for every code, so systemd can tell a wrong identity or config (never restart) from a passing outage (restart).
+ * Per-document failures are another taxonomy (document.ts): they never end the process.
  */
 
-/** Exit codes of the daemon; documented in the README. */
+/** Every exit code of the CLI; documented in the README. */
 export const ExitCode = {
   ok: 0,
+  /** `check`: a check failed; `process`: a document failed. */
+  failed: 1,
+  /** EX_USAGE: unknown command or bad arguments. */
+  usage: 64,
   /** EX_SOFTWARE: an unexpected error (a bug); systemd restarts. */
   software: 70,
-  /** EX_TEMPFAIL: IMDS or STS unreachable (or IMDS answering garbage) at start; systemd restarts, it may pass next time. */
+  /**
+   * EX_TEMPFAIL: IMDS or STS unreachable (or IMDS answering garbage) at start, or a second signal during the drain;
+   * systemd restarts, it may pass next time.
+   */
   tempFail: 75,
   /** EX_NOPERM: static credentials present, the caller is not the expected role on this instance, or it may not consume the queue. */
   noPerm: 77,
@@ -17,6 +25,7 @@ export const ExitCode = {
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
+/** Codes of the errors that end a command; each maps to one exit code. */
 export const ErrorCode = {
   configInvalid: "CONFIG_INVALID",
   staticCredentials: "STATIC_CREDENTIALS_PRESENT",
@@ -24,18 +33,8 @@ export const ErrorCode = {
   imdsUnavailable: "IMDS_UNAVAILABLE",
   stsUnavailable: "STS_UNAVAILABLE",
   processorLoad: "PROCESSOR_LOAD_FAILED",
-  sourceMissingOrForbidden: "SOURCE_MISSING_OR_FORBIDDEN",
-  sourceSuperseded: "SOURCE_SUPERSEDED",
-  sourceReadFailed: "SOURCE_READ_FAILED",
-  objectTooLarge: "OBJECT_TOO_LARGE",
-  processorFailed: "PROCESSOR_FAILED",
-  sinkWriteFailed: "SINK_WRITE_FAILED",
-  aborted: "ABORTED",
-  internal: "INTERNAL",
   /** IMDS answered the role's credentials with something unusable (HTML, cut-short JSON, a bad Expiration). */
   imdsCredentialsInvalid: "IMDS_CREDENTIALS_INVALID",
-  /** prefix + source key + suffix is over S3's 1,024-byte key limit: the output can never be written. */
-  outputKeyTooLong: "OUTPUT_KEY_TOO_LONG",
   /** The role may not consume the queue (denied, or a queue it cannot see): proven before READY. */
   queueAccessDenied: "QUEUE_ACCESS_DENIED",
   /** SQS did not answer the start-up queue probe (network, 5xx, throttling). */
@@ -48,19 +47,10 @@ const exitCodeOf: Record<ErrorCode, ExitCode> = {
   PROCESSOR_LOAD_FAILED: ExitCode.config,
   STATIC_CREDENTIALS_PRESENT: ExitCode.noPerm,
   IDENTITY_MISMATCH: ExitCode.noPerm,
+  QUEUE_ACCESS_DENIED: ExitCode.noPerm,
   IMDS_UNAVAILABLE: ExitCode.tempFail,
   STS_UNAVAILABLE: ExitCode.tempFail,
-  SOURCE_MISSING_OR_FORBIDDEN: ExitCode.software,
-  SOURCE_SUPERSEDED: ExitCode.software,
-  SOURCE_READ_FAILED: ExitCode.software,
-  OBJECT_TOO_LARGE: ExitCode.software,
-  PROCESSOR_FAILED: ExitCode.software,
-  SINK_WRITE_FAILED: ExitCode.software,
-  ABORTED: ExitCode.software,
-  INTERNAL: ExitCode.software,
   IMDS_CREDENTIALS_INVALID: ExitCode.tempFail,
-  OUTPUT_KEY_TOO_LONG: ExitCode.software,
-  QUEUE_ACCESS_DENIED: ExitCode.noPerm,
   QUEUE_UNAVAILABLE: ExitCode.tempFail,
 };
 
@@ -76,6 +66,11 @@ export class DocProcessorError extends Error {
   get exitCode(): ExitCode {
     return exitCodeOf[this.code];
   }
+}
+
+/** Exit code for anything thrown out of a command: a typed error's own, else 70 (a bug). */
+export function exitCodeFor(err: unknown): ExitCode {
+  return err instanceof DocProcessorError ? err.exitCode : ExitCode.software;
 }
 
 /** One problem in the configuration: the key (dotted path), the bad value and what is wrong. */
@@ -124,28 +119,6 @@ export class IdentityError extends DocProcessorError {
   }
 }
 
-/** Exit code for anything thrown out of a command. */
-export function exitCodeFor(err: unknown): ExitCode {
-  return err instanceof DocProcessorError ? err.exitCode : ExitCode.software;
-}
-
-/** The AWS SDK error name and HTTP status, when `err` came from the SDK. */
-export function awsErrorInfo(err: unknown): { name: string; status: number | undefined } {
-  if (typeof err === "object" && err !== null) {
-    const e = err as { name?: unknown; $metadata?: { httpStatusCode?: unknown } };
-    const status = e.$metadata?.httpStatusCode;
-    return {
-      name: typeof e.name === "string" ? e.name : "Error",
-      status: typeof status === "number" ? status : undefined,
-    };
-  }
-  return { name: "Error", status: undefined };
-}
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** The start-up proof that the role can consume the queue failed: denied (77) or SQS unreachable (75). */
 export class QueueAccessError extends DocProcessorError {
   constructor(
@@ -154,5 +127,12 @@ export class QueueAccessError extends DocProcessorError {
     options?: { cause?: unknown },
   ) {
     super(code, message, options);
+  }
+}
+
+/** A configured processor could not be loaded (exit 78: a configuration problem, not worth restarting). */
+export class ProcessorLoadError extends DocProcessorError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.processorLoad, message, options);
   }
 }

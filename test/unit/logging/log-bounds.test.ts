@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { boundLine, LIST_SAMPLE, MAX_LOG_LINE_BYTES, summarize, truncate } from "../../../src/observability/log-bounds.js";
-import { createLogger } from "../../../src/observability/logger.js";
+import { boundLine, LIST_SAMPLE, MAX_LOG_LINE_BYTES, summarize, truncate } from "../../../src/logging/log-bounds.js";
+import { createLogger } from "../../../src/logging/logger.js";
 
 const bytes = (s: string) => Buffer.byteLength(s);
 
