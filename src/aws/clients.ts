@@ -29,6 +29,12 @@ export interface ClientOptions {
   sqsEndpoint: string;
 }
 
+/**
+ * Socket idle timeout of every client: above the 20 s long poll, so a healthy poll is never cut; it also bounds how
+ * long a call that never answers can last (the service's watchdog counts on it).
+ */
+export const REQUEST_TIMEOUT_MS = 60_000;
+
 export function createAwsClients(options: ClientOptions): AwsClients {
   // Each document holds up to one GET and one PUT socket; add room for the poll, heartbeats and deletes.
   const maxSockets = options.concurrency * 2 + 4;
@@ -36,8 +42,7 @@ export function createAwsClients(options: ClientOptions): AwsClients {
     httpAgent: new Agent({ keepAlive: true, maxSockets }),
     httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
     connectionTimeout: 5_000,
-    // Socket idle timeout: above the 20 s long poll, so a healthy poll is never cut.
-    requestTimeout: 60_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
   });
   const common = {
     region: options.region,

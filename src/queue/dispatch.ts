@@ -3,12 +3,12 @@
  * redrive policy; a test event or nothing for us: deleted; documents: handed back for the consumer to run.
  */
 import type { Message } from "@aws-sdk/client-sqs";
+import type { DocumentRef } from "../domain/document.js";
 import type { Logger } from "../logging/logger.js";
 import { parseReceiveCount } from "./backoff.js";
 import type { DeleteBatcher } from "./delete-batcher.js";
 import type { Emit } from "./events.js";
 import { ignoredFields } from "./log-fields.js";
-import type { DocumentRef } from "../domain/document.js";
 import type { ParsedNotification } from "./records.js";
 import { handleOf, type Handle } from "./sqs-calls.js";
 

@@ -3,6 +3,7 @@
  * until they settle, then carries out the acknowledgement decision (delete, back off, redrive, release). It also
  * holds the one abandon routine the stop path uses, so a message handed back early never races its heartbeat.
  */
+import type { DocumentRef } from "../domain/document.js";
 import { DocumentError, OutcomeCode } from "../errors/document.js";
 import { errorMessage } from "../errors/message.js";
 import type { Logger } from "../logging/logger.js";
@@ -13,7 +14,6 @@ import type { DeleteBatcher } from "./delete-batcher.js";
 import type { Emit } from "./events.js";
 import type { Beat, Heartbeat } from "./heartbeat.js";
 import { failureFields } from "./log-fields.js";
-import type { DocumentRef } from "../domain/document.js";
 import type { Handle } from "./sqs-calls.js";
 import type { Visibility } from "./visibility.js";
 

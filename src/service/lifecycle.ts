@@ -4,6 +4,7 @@
  * progress, a periodic status line, and shutdown on SIGTERM/SIGINT (stop receiving, drain up to the deadline, release
  * the rest, exit 0; a second signal exits at once).
  */
+import { REQUEST_TIMEOUT_MS } from "../aws/clients.js";
 import { ExitCode } from "../errors/fatal.js";
 import type { Logger } from "../logging/logger.js";
 import { RECEIVE_BACKOFF_MAX_MS } from "../queue/backoff.js";
@@ -84,15 +85,9 @@ export interface SupervisedDaemon {
   loop: Promise<void>;
 }
 
-/**
- * An SQS call's longest life: the SDK clients' socket timeout (requestTimeout in src/aws/clients.ts), which bounds a
- * long poll that never answers.
- */
-export const SQS_REQUEST_TIMEOUT_MS = 60_000;
-
 /** One loop cycle lasts at most a long poll plus the longest receive backoff and a request timeout; older progress means stalled. */
 export function stallAfterMs(waitTimeSeconds: number): number {
-  return waitTimeSeconds * 1_000 + RECEIVE_BACKOFF_MAX_MS + SQS_REQUEST_TIMEOUT_MS;
+  return waitTimeSeconds * 1_000 + RECEIVE_BACKOFF_MAX_MS + REQUEST_TIMEOUT_MS;
 }
 
 export interface SuperviseOptions {
