@@ -1,4 +1,6 @@
-// The bench's results: the daemon's targets (to reach, not asserted) and the printed table. Pure functions.
+// The bench's results: the daemon's targets (to reach, not asserted) and the printed tables (whole run, then steady
+// state after a warm-up, then the t2.micro budget line). Pure functions.
+import { formatT2MicroLine, ratio, type SteadyFigures } from "./steady.js";
 
 export interface ContenderResult {
   name: string;
@@ -23,6 +25,8 @@ export interface ContenderResult {
   readyMs: number | null;
   pinned: boolean;
   exit: number | string | null;
+  /** The same after the warm-up documents (test/bench/steady.ts); null for the shell loop and too short runs. */
+  steady: SteadyFigures | null;
 }
 
 export interface TargetCheck {
@@ -106,6 +110,28 @@ export function formatReport(results: readonly ContenderResult[], targets: reado
   const breakdown = results.map(
     (r) => `  ${r.name}: ${Object.entries(r.requestsByAction).map(([a, n]) => `${a}=${(n / r.documents).toFixed(2)}`).join(" ")}`,
   );
+  const steady = results.flatMap((r) => (r.steady === null ? [] : [{ name: r.name, ...r.steady }]));
+  const steadyHeader = ["steady state", "warm-up", "docs", "s", "docs/s", ...steady.map((r) => `x ${r.name}`), "CPU ms/doc"];
+  const steadyRows = steady.map((r) => [
+    r.name,
+    String(r.warmupDocuments),
+    String(r.documents),
+    fmt(r.seconds),
+    fmt(r.docsPerSecond),
+    ...steady.map((o) => fmt(ratio(r.docsPerSecond, o.docsPerSecond), "x")),
+    fmt(r.cpuMsPerDoc),
+  ]);
+  const without = results.filter((r) => r.steady === null).map((r) => r.name);
+  const steadyLines =
+    steady.length === 0
+      ? ["steady state: no contender finished enough documents past the warm-up"]
+      : [
+          "Steady state (from the warm-up's last document to the last one; CPU read from /proc at both):",
+          table([steadyHeader, ...steadyRows]),
+          ...(without.length > 0 ? [`  (no steady figures: ${without.join(", ")})`] : []),
+          "",
+          formatT2MicroLine(steady),
+        ];
   const targetLines = targets.map((t) => {
     const mark = t.met === null ? "?" : t.met ? "✓" : "✗";
     const value = t.value === null ? "n/a" : round(t.value);
@@ -113,6 +139,8 @@ export function formatReport(results: readonly ContenderResult[], targets: reado
   });
   return [
     table([header, ...rows]),
+    "",
+    ...steadyLines,
     "",
     "IAM checks per document, by action (role sessions, first receive to exit):",
     ...breakdown,

@@ -1,7 +1,7 @@
 // What every bench script shares: the stand-in with the role's requests counted, documents to upload (small ones in
 // one PutObject, large ones streamed up in 8 MiB multipart parts, never held in memory whole), a clean queue before
 // each contender, and runConsumer: one queue consumer as a child process, timed until each document has its
-// "document" line, with its CPU, peak RSS and requests read from outside.
+// "document" line, with its CPU, peak RSS and requests read from outside, over the whole run and after a warm-up.
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { Upload } from "@aws-sdk/lib-storage";
@@ -14,6 +14,7 @@ import { startStandIn, type StandIn, type StandInOptions } from "../local/stand-
 import type { Contender, LogLine } from "./contender.js";
 import { pin, taskset, treeCpuMs, treePeakRssBytes } from "./proc.js";
 import type { ContenderResult } from "./report.js";
+import { steadyFigures, warmupDocuments, type Sample } from "./steady.js";
 import { readUnitLimits } from "../reliability/lib/unit.js";
 
 const MiB = 1024 * 1024;
@@ -174,6 +175,9 @@ export async function runConsumer(
   let bytesOut = 0;
   let failures = 0;
   let lastAt = 0;
+  // Steady state: the clock and the contender's CPU when the warm-up's last document finished (none on short runs).
+  const warmup = warmupDocuments(sizes.size);
+  let atWarmup: Sample | undefined;
   let settle: (error?: Error) => void = () => {};
   const done = new Promise<void>((ok, fail) => (settle = (error) => (error ? fail(error) : ok())));
   // A failure before the race below listens must not become an unhandled rejection.
@@ -196,6 +200,8 @@ export async function runConsumer(
     bytesIn += size;
     bytesOut += Number(line["bytesOut"] ?? 0);
     lastAt = at;
+    // Read here, as the line arrives, from the same /proc source as the whole-run figure (contender is set by now).
+    if (finished.size === warmup) atWarmup = { at, cpuMs: treeCpuMs(contender.pid) };
     if (finished.size === sizes.size) settle();
   });
   const since = contender.startedAt;
@@ -242,6 +248,10 @@ export async function runConsumer(
       readyMs: ready.at - contender.startedAt,
       pinned: contender.pinned,
       exit: exit.code ?? exit.signal,
+      steady:
+        warmup !== null && atWarmup !== undefined
+          ? steadyFigures(finished.size, warmup, atWarmup, { at: lastAt, cpuMs: cpuAtEnd })
+          : null,
       bytesOutPerDoc: bytesOut / finished.size,
     };
   } catch (err) {
