@@ -41,7 +41,16 @@ export interface InFlightDeps {
   maxProcessingSeconds: number;
   /** A tracked message reached a decision: its delete finished (or failed for good), or it was backed off. */
   onSettled: () => void;
+  /** How long an abandon waits for extensions in flight before releasing anyway. @default ABANDON_EXTENSION_WAIT_MS */
+  extensionWaitMs?: number;
 }
+
+/**
+ * An extension call can hang up to the clients' request timeout (60 s), longer than the unit leaves the stop for the
+ * hand-back (TimeoutStopSec = drain + 15 s). Past this wait the release goes out anyway: at worst a late extension
+ * hides the message until its visibility timeout, which loses nothing.
+ */
+export const ABANDON_EXTENSION_WAIT_MS = 5_000;
 
 export class InFlight {
   private readonly messages = new Map<Tracked, Promise<void>>();
@@ -126,7 +135,7 @@ export class InFlight {
       landed.push(this.deps.heartbeat.stop(tracked, "abandoned"));
       tracked.controller.abort(new DocumentError(OutcomeCode.aborted, abortReason));
     }
-    await Promise.all(landed);
+    await within(Promise.all(landed), this.deps.extensionWaitMs ?? ABANDON_EXTENSION_WAIT_MS);
     await this.deps.visibility.release(chosen, why);
     return chosen.length;
   }
@@ -233,5 +242,15 @@ export class InFlight {
     if (tracked.started) return;
     tracked.started = true;
     this.deps.heartbeat.startCap(tracked);
+  }
+}
+
+/** Waits for `promise`, or `ms` at most; never rejects (an extension's failure is the heartbeat's to report). */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([promise.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }

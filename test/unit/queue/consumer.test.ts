@@ -953,7 +953,8 @@ describe("stop", () => {
     const stopping = h.consumer.stop({ drainTimeoutMs: 1_000 });
     let result: unknown;
     void stopping.then((r) => (result = r));
-    await vi.advanceTimersByTimeAsync(5_000); // past the deadline (1 s) and the abort grace (0.5 s)
+    // Past the deadline (1 s) and the abort grace (0.5 s), within the abandon's wait for the extension (5 s).
+    await vi.advanceTimersByTimeAsync(3_000);
     expect(h.pipeline.submission("stuck").ctx.signal.aborted).toBe(true);
     const releases = () => visibilityCalls(h).filter((c) => c.VisibilityTimeout === 0);
     expect(releases()).toHaveLength(0);
