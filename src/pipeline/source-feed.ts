@@ -26,6 +26,12 @@ function drainOrClose(w: Writable): Promise<void> {
  * mistakes a cut body for a whole one.
  */
 export function feedBranches(body: Readable, branches: readonly PassThrough[], expected: number | undefined): Promise<number> {
+  // A body that is already over emits nothing more: without this the feed would wait for an event that never comes
+  // and the message would hang until its processing cap.
+  if (body.errored !== null) return Promise.reject(body.errored);
+  if (body.destroyed || body.readableEnded) {
+    return Promise.reject(Object.assign(new Error("the source stream was over before it was read"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+  }
   return new Promise((resolve, reject) => {
     let bytes = 0;
     const settle = (err?: Error): void => {
