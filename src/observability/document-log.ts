@@ -3,8 +3,15 @@
  * document is done or superseded and at warn otherwise. A permanent failure is the document's problem, not the
  * daemon's: reported, recorded, acknowledged. Pure (line and level), so the policy is tested without a logger.
  */
-import type { Outcome } from "../pipeline/outcome.js";
+import { truncate } from "../logging/log-bounds.js";
 import type { Logger } from "../logging/logger.js";
+import type { Outcome } from "../pipeline/outcome.js";
+
+/**
+ * A reason is built from what failed, sometimes from a processor's or a parser's own message, which a hostile
+ * document can make as long as it likes; the whole line would then be cut by the line bound and lose its figures.
+ */
+export const MAX_REASON_CHARS = 2_000;
 
 export interface DocumentLogFacts {
   doc: { key: string; bucket: string; size?: number | undefined };
@@ -16,6 +23,7 @@ export interface DocumentLogFacts {
 /** The fields of the "document" line, outcome-specific ones last. */
 export function documentLine(facts: DocumentLogFacts, outcome: Outcome): Record<string, unknown> {
   const { doc } = facts;
+  const reason = "reason" in outcome ? truncate(outcome.reason, MAX_REASON_CHARS) : undefined;
   return {
     outcome: outcome.status,
     key: doc.key,
@@ -27,10 +35,10 @@ export function documentLine(facts: DocumentLogFacts, outcome: Outcome): Record<
     ...(outcome.status === "done"
       ? { bytesIn: outcome.bytesIn, bytesOut: outcome.bytesOut, outputs: outcome.outputs }
       : outcome.status === "superseded"
-        ? { reason: outcome.reason }
+        ? { reason }
         : outcome.status === "failed-permanently"
-          ? { code: outcome.code, reason: outcome.reason, outputs: outcome.outputs }
-          : { code: outcome.code, reason: outcome.reason }),
+          ? { code: outcome.code, reason, outputs: outcome.outputs }
+          : { code: outcome.code, reason }),
   };
 }
 
