@@ -92,7 +92,11 @@ export const configSchema = z.strictObject({
   imdsMaxRetries: int(0, 10).default(3).describe("Retries of IMDS credential requests (the SDK default is 0)."),
   instanceProfileWaitSeconds: int(0, 600)
     .default(30)
-    .describe("At start, how long to wait for the instance profile's role to appear in IMDS (it can lag a fresh launch)."),
+    .describe(
+      "At start, how long to keep asking IMDS while it lists no role (the instance profile can lag a fresh launch) or " +
+        "answers credentials that cannot be used (not JSON, a bad Expiration); after it the daemon exits 75 and " +
+        "systemd restarts it.",
+    ),
   logLevel: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
     .default("info")
@@ -142,26 +146,4 @@ export function envNameOf(key: string): string {
  */
 export function prefetchOf(config: Pick<Config, "prefetch" | "concurrency">): number {
   return config.prefetch ?? config.concurrency + 10;
-}
-
-/** Region from a standard SQS queue URL, or undefined (e.g. a local endpoint). */
-export function regionFromQueueUrl(queueUrl: string): string | undefined {
-  let host: string;
-  try {
-    host = new URL(queueUrl).hostname;
-  } catch {
-    return undefined;
-  }
-  const m = /^(?:sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com)$/.exec(host);
-  return m?.[1] ?? m?.[2];
-}
-
-/** Account id and queue name from a queue URL path `/<account>/<name>`. */
-export function queueArnParts(queueUrl: string): { account: string; name: string } | undefined {
-  try {
-    const m = /^\/(\d{12})\/([\w-]{1,80}(?:\.fifo)?)\/?$/.exec(new URL(queueUrl).pathname);
-    return m?.[1] && m[2] ? { account: m[1], name: m[2] } : undefined;
-  } catch {
-    return undefined;
-  }
 }

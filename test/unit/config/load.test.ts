@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig, DEFAULT_CONFIG_PATH } from "../../../src/config/load.js";
-import { envNameOf, prefetchOf, queueArnParts, regionFromQueueUrl } from "../../../src/config/schema.js";
+import { envNameOf, prefetchOf } from "../../../src/config/schema.js";
 import { ConfigError, ExitCode } from "../../../src/errors/fatal.js";
 
 const valid = {
@@ -228,21 +228,6 @@ describe("schema helpers", () => {
   it("maps keys to environment names", () => {
     expect(envNameOf("queueUrl")).toBe("DOC_PROCESSOR_QUEUE_URL");
     expect(envNameOf("maxInFlightBytes")).toBe("DOC_PROCESSOR_MAX_IN_FLIGHT_BYTES");
-  });
-
-  it("finds the region in standard queue URLs only", () => {
-    expect(regionFromQueueUrl("https://sqs.eu-west-1.amazonaws.com/123456789012/q")).toBe("eu-west-1");
-    expect(regionFromQueueUrl("https://us-east-2.queue.amazonaws.com/123456789012/q")).toBe("us-east-2");
-    expect(regionFromQueueUrl("http://127.0.0.1:4566/123456789012/q")).toBeUndefined();
-    expect(regionFromQueueUrl("not a url")).toBeUndefined();
-  });
-
-  it("parses account and name from the queue URL path", () => {
-    expect(queueArnParts("https://sqs.eu-west-1.amazonaws.com/123456789012/doc-events")).toEqual({
-      account: "123456789012",
-      name: "doc-events",
-    });
-    expect(queueArnParts("https://sqs.eu-west-1.amazonaws.com/q")).toBeUndefined();
   });
 });
 
