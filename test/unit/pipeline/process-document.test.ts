@@ -490,6 +490,14 @@ describe("processDocument: failures", () => {
     expect(putInputs()).toHaveLength(0);
   });
 
+  it.each(chains)("%s: a source longer than its Content-Length is SOURCE_READ_FAILED with nothing written", async (_name, chain) => {
+    serveBody(chunked(["abc", "defg"]), 3);
+    const outcome = await processDocument(deps({ processors: chain() }), docRef({ size: 3 }), submitContext());
+    expect(outcome).toMatchObject({ status: "retry", code: "SOURCE_READ_FAILED" });
+    expect(outcome.status === "retry" && outcome.reason).toContain("7 of 3 bytes");
+    expect(putInputs()).toHaveLength(0);
+  });
+
   it.each(chains)("%s: reports the bytes read", async (_name, chain) => {
     serveBody(chunked(["abc", "defg", "hi"]), 9);
     const outcome = await processDocument(deps({ processors: chain() }), docRef({ size: 9 }), submitContext());
