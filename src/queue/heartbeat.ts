@@ -9,7 +9,7 @@ import type { Logger } from "../logging/logger.js";
 import { heartbeatIntervalMs } from "./backoff.js";
 import type { Emit } from "./events.js";
 import { SQS_BATCH_MAX, chunks, isReceiptHandleGone, type Handle } from "./sqs-calls.js";
-import type { Visibility } from "./visibility.js";
+import { visibilityFailure, type Visibility } from "./visibility.js";
 
 /** Messages whose extension falls due within this window of a tick share one batch call. */
 const HEARTBEAT_COALESCE_MS = 1_000;
@@ -153,12 +153,7 @@ export class Heartbeat {
         state.nextAt = Math.min(state.nextAt, this.deps.clock() + HEARTBEAT_RETRY_MS);
         log.warn(fields, "visibility extension failed; retrying soon");
       }
-      emit({
-        type: "error",
-        operation: chunk.length === 1 ? "ChangeMessageVisibility" : "ChangeMessageVisibilityBatch",
-        error: result.error,
-        messageIds: [beat.messageId],
-      });
+      emit(visibilityFailure(chunk.length, result.error, beat.messageId));
     });
     if (extended > 0) emit({ type: "extended", count: extended });
     this.arm();

@@ -5,8 +5,18 @@
  */
 import { ChangeMessageVisibilityBatchCommand, ChangeMessageVisibilityCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { Logger } from "../logging/logger.js";
-import type { Emit } from "./events.js";
+import type { ConsumerEvent, Emit } from "./events.js";
 import { SQS_BATCH_MAX, batchResults, call, chunks, failure, type CallResult, type Handle } from "./sqs-calls.js";
+
+/** The event for one message whose visibility change failed, named after the call that carried it. */
+export function visibilityFailure(callSize: number, error: unknown, messageId: string): ConsumerEvent {
+  return {
+    type: "error",
+    operation: callSize === 1 ? "ChangeMessageVisibility" : "ChangeMessageVisibilityBatch",
+    error,
+    messageIds: [messageId],
+  };
+}
 
 export interface VisibilityDeps {
   sqs: SQSClient;
@@ -71,12 +81,7 @@ export class Visibility {
         { messageId: h.messageId, code: result.code, detail: result.message, why },
         "could not release the message; it returns when its current visibility ends",
       );
-      emit({
-        type: "error",
-        operation: handles.length === 1 ? "ChangeMessageVisibility" : "ChangeMessageVisibilityBatch",
-        error: result.error,
-        messageIds: [h.messageId],
-      });
+      emit(visibilityFailure(handles.length, result.error, h.messageId));
     });
     if (released > 0) emit({ type: "released", count: released });
   }
