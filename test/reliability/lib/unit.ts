@@ -1,6 +1,6 @@
 // What the shipped systemd unit imposes on the daemon, read from systemd/doc-processor.service itself so a scenario
-// runs the daemon as production does: its memory limits, its OOM policy, its restart delay, its Node flags and its environment (read
-// from ExecStart as test/bench/workload.ts's unitNodeFlags does, here from any unit file).
+// (and every bench contender: test/bench/workload.ts uses this parser) runs the daemon as production does: its
+// memory limits, its OOM policy, its restart delay, its Node flags (from ExecStart) and its environment.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
