@@ -11,7 +11,7 @@ import type { Config } from "./config/schema.js";
 import { prefetchOf } from "./config/schema.js";
 import { ExitCode } from "./errors/fatal.js";
 import { logDocument } from "./observability/document-log.js";
-import type { Logger } from "./logging/logger.js";
+import { unredactedChild, type Logger } from "./logging/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { startMetricsEndpoint, type MetricsEndpoint } from "./observability/prometheus.js";
 import type { Outcome } from "./pipeline/outcome.js";
@@ -28,7 +28,9 @@ import { createNotifier } from "./service/systemd.js";
 /** Runs one document with its per-document log line and metrics. */
 export function createInstrumentedRunner(prepared: Prepared, log: Logger, metrics: Metrics) {
   const { config, clients, processors } = prepared;
+  const documentLog = unredactedChild(log);
   const run = createDocumentRunner({
+    objects: clients.transport.objects,
     s3: clients.s3,
     outputBucket: config.outputBucket,
     outputPrefix: config.outputPrefix,
@@ -42,7 +44,7 @@ export function createInstrumentedRunner(prepared: Prepared, log: Logger, metric
     const outcome = await run(doc, ctx);
     const durationMs = Date.now() - started;
     metrics.documentEnded(outcome, durationMs, doc.eventTime, Date.now());
-    logDocument(log, { doc, messageId: ctx.messageId, receiveCount: ctx.receiveCount, durationMs }, outcome);
+    logDocument(documentLog, { doc, messageId: ctx.messageId, receiveCount: ctx.receiveCount, durationMs }, outcome);
     return outcome;
   };
 }
@@ -67,7 +69,7 @@ export function startDaemon(prepared: Prepared, log: Logger, onEvent?: (event: C
     outputPrefix: config.outputPrefix,
   };
   const consumer = new Consumer({
-    sqs: clients.sqs,
+    queue: clients.transport.queue,
     queueUrl: config.queueUrl,
     pipeline,
     parse: (body) => parseNotification(body, parseOptions),

@@ -12,11 +12,16 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { STSClient } from "@aws-sdk/client-sts";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
+import { createLeanTransport } from "./lean/index.js";
+import { sdkTransport } from "./sdk-transport.js";
+import type { Transport, TransportName } from "./transport.js";
 
 export interface AwsClients {
   s3: S3Client;
   sqs: SQSClient;
   sts: STSClient;
+  /** The per-document calls, on the configured transport. */
+  transport: Transport;
   destroy(): void;
 }
 
@@ -27,7 +32,15 @@ export interface ClientOptions {
   concurrency: number;
   /** Origin of every SQS request (QueueLocation.endpoint). */
   sqsEndpoint: string;
+  /** AWS_ENDPOINT_URL_S3 when set (checked by config); the SDK clients read it themselves, the lean transport here. */
+  s3Endpoint?: string;
+  /** The per-document calls' client. @default "lean" */
+  transport?: TransportName;
 }
+
+/** Attempts per call, SDK clients and lean transport alike (the SDK's standard mode allows 3). */
+const MAX_ATTEMPTS = 4;
+const CONNECTION_TIMEOUT_MS = 5_000;
 
 /**
  * Socket idle timeout of every client: above the 20 s long poll, so a healthy poll is never cut; it also bounds how
@@ -41,25 +54,40 @@ export function createAwsClients(options: ClientOptions): AwsClients {
   const handler = new NodeHttpHandler({
     httpAgent: new Agent({ keepAlive: true, maxSockets }),
     httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
-    connectionTimeout: 5_000,
+    connectionTimeout: CONNECTION_TIMEOUT_MS,
     requestTimeout: REQUEST_TIMEOUT_MS,
   });
   const common = {
     region: options.region,
     credentials: options.credentials,
     requestHandler: handler,
-    maxAttempts: 4,
+    maxAttempts: MAX_ATTEMPTS,
   };
   const s3 = new S3Client({ ...common, followRegionRedirects: false });
   // An explicit endpoint already stops the SDK's queue-URL middleware from rerouting; useQueueUrlAsEndpoint: false
   // says so too, so neither alone can be lost by accident.
   const sqs = new SQSClient({ ...common, endpoint: options.sqsEndpoint, useQueueUrlAsEndpoint: false });
   const sts = new STSClient(common);
+  const transport =
+    options.transport === "sdk"
+      ? sdkTransport(s3, sqs)
+      : createLeanTransport({
+          region: options.region,
+          credentials: options.credentials,
+          sqsEndpoint: options.sqsEndpoint,
+          ...(options.s3Endpoint === undefined ? {} : { s3Endpoint: options.s3Endpoint }),
+          maxSockets,
+          connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
+          requestTimeoutMs: REQUEST_TIMEOUT_MS,
+          maxAttempts: MAX_ATTEMPTS,
+        });
   return {
     s3,
     sqs,
     sts,
+    transport,
     destroy() {
+      transport.destroy();
       s3.destroy();
       sqs.destroy();
       sts.destroy();

@@ -7,6 +7,7 @@ import type { z } from "zod";
 import { ConfigError, type ConfigProblem } from "../errors/fatal.js";
 import { errorMessage } from "../errors/message.js";
 import type { Env } from "./env.js";
+import { s3EndpointProblems } from "./endpoint-override.js";
 import { checkQueueUrl, sqsEndpointOverride } from "./queue-url.js";
 import { CONFIG_KEYS, configSchema, envNameOf, type Config } from "./schema.js";
 
@@ -41,6 +42,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if (!parsed.success) problems.push(...zodProblems(parsed.error, raw).filter((p) => file.kind !== "failed" || p.message !== "is required"));
   problems.push(...crossFieldProblems(raw));
   if (parsed.success || !parsed.error.issues.some((i) => i.path[0] === "queueUrl")) problems.push(...queueUrlProblems(raw, env));
+  problems.push(...s3EndpointProblems(env));
 
   const source = file.kind === "absent" ? `${path} not found; environment only` : path;
   if (problems.length > 0 || !parsed.success) throw new ConfigError(dedupe(problems), source);

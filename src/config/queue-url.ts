@@ -11,7 +11,7 @@
  */
 import { ConfigError, type ConfigProblem } from "../errors/fatal.js";
 import type { Env } from "./env.js";
-import { isLoopbackAddress } from "./schema.js";
+import { endpointOverrideProblem } from "./endpoint-override.js";
 
 /** The SDK's standard variable for the SQS endpoint; local runs point it at the stand-in. */
 export const SQS_ENDPOINT_ENV = "AWS_ENDPOINT_URL_SQS";
@@ -72,7 +72,7 @@ export function checkQueueUrl(input: QueueUrlInput): QueueUrlCheck {
 
   let override: URL | undefined;
   if (input.endpointOverride !== undefined) {
-    const reason = endpointOverrideProblem(input.endpointOverride);
+    const reason = endpointOverrideProblem(input.endpointOverride, OVERRIDE_FIX);
     if (reason !== undefined) return fail(SQS_ENDPOINT_ENV, reason, input.endpointOverride);
     override = new URL(input.endpointOverride);
   }
@@ -150,27 +150,6 @@ export function checkQueueUrl(input: QueueUrlInput): QueueUrlCheck {
 const OVERRIDE_FIX =
   `Fix: unset ${SQS_ENDPOINT_ENV} on an instance (requests then go to the queue URL's SQS endpoint), or set it to an ` +
   "origin such as https://sqs.us-east-1.amazonaws.com or, for a local stand-in, http://127.0.0.1:4566";
-
-/** Why AWS_ENDPOINT_URL_SQS cannot receive the role's requests, or undefined when it can. */
-function endpointOverrideProblem(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return `must be an endpoint URL. ${OVERRIDE_FIX}`;
-  }
-  if (url.username !== "" || url.password !== "") {
-    return `must not contain a user name or password (its host is "${url.host}"). ${OVERRIDE_FIX}`;
-  }
-  if (url.search !== "" || url.hash !== "" || /[?#]/.test(value)) return `must not have a query or fragment. ${OVERRIDE_FIX}`;
-  if (url.pathname !== "/") return `must be an origin only (scheme, host, port), without a path. ${OVERRIDE_FIX}`;
-  if (url.protocol === "https:") return undefined;
-  if (url.protocol === "http:" && isLoopbackAddress(url.hostname.replace(/^\[|\]$/g, ""))) return undefined;
-  return (
-    "must use https, or plain http only to a loopback address (127.0.0.1, [::1]) such as the local stand-in: " +
-    `requests signed with the role's session token must not cross the network in clear text. ${OVERRIDE_FIX}`
-  );
-}
 
 /** The fix for a wrong queueUrl. */
 function useTheQueueUrl(override: URL | undefined): string {

@@ -88,6 +88,12 @@ export const configSchema = z.strictObject({
   drainTimeoutSeconds: int(0, 3_600)
     .default(30)
     .describe("On SIGTERM, how long in-flight documents may finish before the daemon exits anyway."),
+  transport: z
+    .enum(["lean", "sdk"])
+    .default("lean")
+    .describe(
+      "Client of the per-document calls (ReceiveMessage, GetObject, PutObject, DeleteMessageBatch, visibility changes): `lean`, SigV4 over a keep-alive HTTP agent (a fraction of the SDK's CPU per document), or `sdk`, the AWS SDK v3 clients (the fallback). STS, `check`, the start-up probes and multipart uploads always use the SDK.",
+    ),
   imdsTimeoutMs: int(100, 60_000).default(2_000).describe("Timeout of one IMDS request (the SDK default is 1000)."),
   imdsMaxRetries: int(0, 10).default(3).describe("Retries of IMDS credential requests (the SDK default is 0)."),
   instanceProfileWaitSeconds: int(0, 600)

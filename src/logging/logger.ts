@@ -57,6 +57,16 @@ export function createLogger(options: LoggerOptions): Logger {
   );
 }
 
+/**
+ * A child that skips the redaction pass: with wildcard paths pino runs it on every field of every line, about 40 us
+ * and 75 KiB of garbage per line (see reference performance profile). Only for lines whose fields are fixed
+ * primitives (or lists of them) under names no redact path matches, where redaction cannot change a byte: the
+ * per-document line (test/unit/observability/document-log.test.ts compares both loggers' output).
+ */
+export function unredactedChild(log: Logger): Logger {
+  return log.child({}, { redact: [] });
+}
+
 /** A logger that writes nothing, for tests and library use. */
 export function silentLogger(): Logger {
   return pino({ level: "silent" });

@@ -46,6 +46,10 @@ export function documentLogLevel(outcome: Outcome): "info" | "warn" {
   return outcome.status === "done" || outcome.status === "superseded" ? "info" : "warn";
 }
 
+/**
+ * Writes the "document" line. `log` should be an unredactedChild: the line's fields are primitives and lists of
+ * strings under fixed names, which no redact path matches, so the redaction pass would only cost CPU.
+ */
 export function logDocument(log: Logger, facts: DocumentLogFacts, outcome: Outcome): void {
   log[documentLogLevel(outcome)](documentLine(facts, outcome), "document");
 }

@@ -4,6 +4,7 @@
  * abandoned body holds a socket until the client runs out of them).
  */
 import type { S3Client } from "@aws-sdk/client-s3";
+import type { ObjectTransport } from "../aws/transport.js";
 import type { DocumentRef } from "../domain/document.js";
 import { OutcomeCode, OutputKeyTooLongError } from "../errors/document.js";
 import { errorMessage } from "../errors/message.js";
@@ -16,6 +17,9 @@ import type { Outcome } from "./outcome.js";
 import type { SubmitContext } from "./types.js";
 
 export interface DocumentDeps {
+  /** GetObject and single PutObject calls (the configured transport). */
+  objects: ObjectTransport;
+  /** Multipart uploads of outputs of unknown or >5 GiB length (the SDK's Upload). */
   s3: S3Client;
   outputBucket: string;
   outputPrefix: string;
@@ -77,7 +81,7 @@ async function processOrFail(deps: DocumentDeps, doc: DocumentRef, ctx: SubmitCo
     throw err;
   }
 
-  const opened = await openSource(deps.s3, doc, ctx.signal);
+  const opened = await openSource(deps.objects, doc, ctx.signal);
   if (!opened.ok) return sourceFailureOutcome(opened.failure);
   const { body, info, contentLength } = opened.object;
   if (ctx.signal.aborted) {
@@ -90,6 +94,7 @@ async function processOrFail(deps: DocumentDeps, doc: DocumentRef, ctx: SubmitCo
     return tooLarge(info.size, deps.maxObjectBytes);
   }
   const sink: SinkTarget = {
+    objects: deps.objects,
     s3: deps.s3,
     bucket: deps.outputBucket,
     ...(deps.partSize === undefined ? {} : { partSize: deps.partSize }),

@@ -5,7 +5,7 @@
  *
  * SQS calls used, all inside the role's policy: ReceiveMessage, DeleteMessage(Batch), ChangeMessageVisibility(Batch).
  */
-import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { QueueTransport } from "../aws/transport.js";
 import type { Logger } from "../logging/logger.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
 import { DeleteBatcher } from "./delete-batcher.js";
@@ -33,7 +33,8 @@ export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 export const DEFAULT_ABORT_GRACE_MS = 2_000;
 
 export interface ConsumerOptions {
-  sqs: SQSClient;
+  /** The SQS calls (the configured transport). */
+  queue: QueueTransport;
   queueUrl: string;
   pipeline: DocumentPipeline;
   /** The notification parser (pure); injected so the consumer does not depend on its options. */
@@ -76,11 +77,11 @@ export class Consumer {
   private drainTally: { completed: number; released: number } | undefined;
 
   constructor(private readonly options: ConsumerOptions) {
-    const { sqs, queueUrl, log } = options;
+    const { queue, queueUrl, log } = options;
     const clock = options.clock ?? Date.now;
     const emit = (event: ConsumerEvent): void => this.emit(event);
     this.deletes = new DeleteBatcher({
-      sqs,
+      queue,
       queueUrl,
       lingerMs: options.deleteBatchLingerMs ?? DEFAULT_DELETE_LINGER_MS,
       log,
@@ -88,7 +89,7 @@ export class Consumer {
       onFailed: (entry, failure, operation) =>
         emit({ type: "error", operation, error: failure.error, messageIds: [entry.messageId] }),
     });
-    this.visibility = new Visibility({ sqs, queueUrl, log, emit });
+    this.visibility = new Visibility({ queue, queueUrl, log, emit });
     this.heartbeat = new Heartbeat({
       visibility: this.visibility,
       log,
@@ -165,7 +166,7 @@ export class Consumer {
     const { options } = this;
     return runReceiveLoop(
       {
-        sqs: options.sqs,
+        queue: options.queue,
         queueUrl: options.queueUrl,
         pipeline: options.pipeline,
         waitTimeSeconds: options.waitTimeSeconds,

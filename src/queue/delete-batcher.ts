@@ -1,13 +1,13 @@
-import { DeleteMessageBatchCommand, DeleteMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { QueueTransport } from "../aws/transport.js";
 import type { Logger } from "../logging/logger.js";
-import { SQS_BATCH_MAX, batchResults, call, failure, isReceiptHandleGone, type CallResult, type Handle, type SqsOperation } from "./sqs-calls.js";
+import { SQS_BATCH_MAX, batchEntries, batchResults, call, failure, isReceiptHandleGone, type CallResult, type Handle, type SqsOperation } from "./sqs-calls.js";
 
 interface DeleteEntry extends Handle {
   readonly resolve: (deleted: boolean) => void;
 }
 
 export interface DeleteBatcherDeps {
-  sqs: SQSClient;
+  queue: QueueTransport;
   queueUrl: string;
   lingerMs: number;
   log: Logger;
@@ -65,13 +65,8 @@ export class DeleteBatcher {
     }
     let results: CallResult[];
     try {
-      const out = await this.deps.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: this.deps.queueUrl,
-          Entries: batch.map((e, i) => ({ Id: `m${i}`, ReceiptHandle: e.receiptHandle })),
-        }),
-      );
-      results = batchResults(batch.length, out.Failed);
+      const failed = await this.deps.queue.deleteMessageBatch(this.deps.queueUrl, batchEntries(batch));
+      results = batchResults(batch.length, failed);
     } catch (err) {
       const failed = failure(err);
       results = batch.map(() => failed);
@@ -98,8 +93,8 @@ export class DeleteBatcher {
   }
 
   private deleteOne(entry: DeleteEntry): Promise<CallResult> {
-    const { sqs, queueUrl } = this.deps;
-    return call(() => sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: entry.receiptHandle })));
+    const { queue, queueUrl } = this.deps;
+    return call(() => queue.deleteMessage(queueUrl, entry.receiptHandle));
   }
 
   private async finish(entry: DeleteEntry, result: CallResult, operation: SqsOperation): Promise<void> {

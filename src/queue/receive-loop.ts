@@ -3,7 +3,7 @@
  * many messages, hands each one on, and backs off after a failed receive. It ends when `poll` aborts; messages a
  * long poll returns after that were never started and go to `releaseLate`.
  */
-import { ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import type { Message, QueueTransport } from "../aws/transport.js";
 import { awsErrorInfo } from "../errors/aws.js";
 import type { Logger } from "../logging/logger.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
@@ -11,11 +11,13 @@ import { receiveBackoffMs } from "./backoff.js";
 import type { Emit } from "./events.js";
 import { SQS_BATCH_MAX, handleOf, type Handle } from "./sqs-calls.js";
 
+const SYSTEM_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp"] as const;
+
 /** Pause after the pipeline reports room but has none, so a misbehaving pipeline cannot make the loop spin. */
 const SPURIOUS_WAKE_DELAY_MS = 100;
 
 export interface ReceiveLoopDeps {
-  sqs: SQSClient;
+  queue: QueueTransport;
   queueUrl: string;
   pipeline: DocumentPipeline;
   /** Long-poll wait (1..20); also how long the loop waits for room before it reports a "full" cycle. */
@@ -44,18 +46,17 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, poll: AbortSignal): 
     }
     let messages: Message[];
     try {
-      const out = await deps.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: deps.queueUrl,
+      messages = await deps.queue.receiveMessages(
+        {
+          queueUrl: deps.queueUrl,
           // Never more than the pipeline has room for: held messages are covered by the heartbeat.
-          MaxNumberOfMessages: room,
-          WaitTimeSeconds: deps.waitTimeSeconds,
-          VisibilityTimeout: deps.visibilityTimeoutSeconds,
-          MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
-        }),
-        { abortSignal: poll },
+          maxMessages: room,
+          waitTimeSeconds: deps.waitTimeSeconds,
+          visibilityTimeoutSeconds: deps.visibilityTimeoutSeconds,
+          systemAttributes: SYSTEM_ATTRIBUTES,
+        },
+        poll,
       );
-      messages = out.Messages ?? [];
     } catch (err) {
       if (poll.aborted) break;
       failures += 1;

@@ -1,5 +1,5 @@
 /** Small shared pieces of the SQS calls: receipt handles, per-entry results of batch calls, error classification. */
-import type { Message } from "@aws-sdk/client-sqs";
+import type { BatchEntryFailure, Message } from "../aws/transport.js";
 import { awsErrorInfo } from "../errors/aws.js";
 import { errorMessage } from "../errors/message.js";
 
@@ -47,17 +47,17 @@ export function failure(err: unknown): Extract<CallResult, { ok: false }> {
   return { ok: false, code: awsErrorInfo(err).name, message: errorMessage(err), error: err };
 }
 
-export function batchResults(
-  count: number,
-  failed: readonly { Id?: string | undefined; Code?: string | undefined; Message?: string | undefined }[] | undefined,
-): CallResult[] {
-  const byId = new Map((failed ?? []).map((f) => [f.Id, f]));
+/** Batch entry ids: `m<index>`, so the same message twice in one call (duplicate delivery) still gets distinct ids. */
+export function batchEntries(handles: readonly Handle[]): { id: string; receiptHandle: string }[] {
+  return handles.map((h, i) => ({ id: `m${i}`, receiptHandle: h.receiptHandle }));
+}
+
+export function batchResults(count: number, failed: readonly BatchEntryFailure[]): CallResult[] {
+  const byId = new Map(failed.map((f) => [f.id, f]));
   return Array.from({ length: count }, (_, i): CallResult => {
     const f = byId.get(`m${i}`);
     if (f === undefined) return { ok: true };
-    const code = f.Code ?? "Unknown";
-    const message = f.Message ?? code;
-    return { ok: false, code, message, error: Object.assign(new Error(message), { name: code }) };
+    return { ok: false, code: f.code, message: f.message, error: Object.assign(new Error(f.message), { name: f.code }) };
   });
 }
 

@@ -3,10 +3,10 @@
  * ten), and the release (visibility 0) with its logging. One place that talks to SQS about visibility, so the
  * heartbeat, the backoff and the stop path share one result shape and one failure report.
  */
-import { ChangeMessageVisibilityBatchCommand, ChangeMessageVisibilityCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { QueueTransport } from "../aws/transport.js";
 import type { Logger } from "../logging/logger.js";
 import type { ConsumerEvent, Emit } from "./events.js";
-import { SQS_BATCH_MAX, batchResults, call, chunks, failure, type CallResult, type Handle } from "./sqs-calls.js";
+import { SQS_BATCH_MAX, batchEntries, batchResults, call, chunks, failure, type CallResult, type Handle } from "./sqs-calls.js";
 
 /** The event for one message whose visibility change failed, named after the call that carried it. */
 export function visibilityFailure(callSize: number, error: unknown, messageId: string): ConsumerEvent {
@@ -19,7 +19,7 @@ export function visibilityFailure(callSize: number, error: unknown, messageId: s
 }
 
 export interface VisibilityDeps {
-  sqs: SQSClient;
+  queue: QueueTransport;
   queueUrl: string;
   log: Logger;
   emit: Emit;
@@ -30,33 +30,17 @@ export class Visibility {
 
   /** ChangeMessageVisibility for one, ChangeMessageVisibilityBatch for several; a result per handle; never rejects. */
   async change(handles: readonly Handle[], seconds: number): Promise<CallResult[]> {
-    const { sqs, queueUrl } = this.deps;
+    const { queue, queueUrl } = this.deps;
     const results: CallResult[] = [];
     for (const chunk of chunks(handles, SQS_BATCH_MAX)) {
       const [only] = chunk;
       if (chunk.length === 1 && only !== undefined) {
-        results.push(
-          await call(() =>
-            sqs.send(
-              new ChangeMessageVisibilityCommand({
-                QueueUrl: queueUrl,
-                ReceiptHandle: only.receiptHandle,
-                VisibilityTimeout: seconds,
-              }),
-            ),
-          ),
-        );
+        results.push(await call(() => queue.changeVisibility(queueUrl, only.receiptHandle, seconds)));
         continue;
       }
       try {
-        const out = await sqs.send(
-          new ChangeMessageVisibilityBatchCommand({
-            QueueUrl: queueUrl,
-            // Index ids: the same message can appear twice (duplicate delivery) and ids must be distinct.
-            Entries: chunk.map((h, i) => ({ Id: `m${i}`, ReceiptHandle: h.receiptHandle, VisibilityTimeout: seconds })),
-          }),
-        );
-        results.push(...batchResults(chunk.length, out.Failed));
+        const failed = await queue.changeVisibilityBatch(queueUrl, batchEntries(chunk), seconds);
+        results.push(...batchResults(chunk.length, failed));
       } catch (err) {
         const failed = failure(err);
         results.push(...chunk.map(() => failed));

@@ -32,7 +32,7 @@ import {
 } from "./check-verdicts.js";
 import { NotChecked, need, runChecklist, skip, verdict, type CheckStep } from "./checklist.js";
 import { PROBE_FOLDER, deniedProbes, judgeDeniedProbe, runDeniedProbe } from "./denied-probes.js";
-import { connect, imdsOptionsOf, loadProcessors, readInstance, verifyCaller, type Connection } from "./startup.js";
+import { connect, imdsOptionsOf, loadProcessors, readInstance, verifyCaller, type Connection, type ConnectOptions } from "./startup.js";
 
 export { PROBE_FOLDER };
 
@@ -52,7 +52,7 @@ export interface CheckStages {
   assertNoStaticCredentials(env: Env): void;
   tokenlessStatus(options: ImdsClientOptions): Promise<number>;
   readInstance(options: ImdsClientOptions): Promise<InstanceIdentity>;
-  connect(options: { config: Config; queue: QueueLocation; instance: InstanceIdentity; log: Logger; concurrency: number }): Connection;
+  connect(options: ConnectOptions): Connection;
   verifyCaller(config: Config, clients: AwsClients, instance: InstanceIdentity): Promise<VerifiedIdentity>;
 }
 
@@ -171,7 +171,7 @@ export function checkSteps(options: CheckOptions, state: CheckState, stages: Che
         const config = need(state.config, "a valid configuration");
         const instance = need(state.instance?.roleName === undefined ? undefined : state.instance, "an attached role");
         const queue = queueLocationOf(config, env);
-        const connection = stages.connect({ config, queue, instance, log, concurrency: 1 });
+        const connection = stages.connect({ config, queue, instance, log, concurrency: 1, env });
         state.connection = connection;
         const identity = await stages.verifyCaller(config, connection.clients, instance);
         state.verified = { config, clients: connection.clients, queue, identity };

@@ -7,6 +7,7 @@
 import { createAwsClients, type AwsClients } from "../aws/clients.js";
 import { createImdsCredentialProvider } from "../aws/credentials.js";
 import { fetchInstanceIdentity, type ImdsClientOptions, type InstanceIdentity } from "../aws/imds.js";
+import { endpointOverride, S3_ENDPOINT_ENV } from "../config/endpoint-override.js";
 import type { Env } from "../config/env.js";
 import { queueLocationOf, type QueueLocation } from "../config/queue-url.js";
 import { configSchema, type Config } from "../config/schema.js";
@@ -60,6 +61,8 @@ export interface ConnectOptions {
   log: Logger;
   /** Documents processed at once (sizes the sockets); check needs 1. */
   concurrency: number;
+  /** The environment snapshot (AWS_ENDPOINT_URL_S3 for the lean transport). */
+  env: Env;
 }
 
 /** Stage 3: clients signing with the instance profile's credentials (IMDS only), in the queue's region. */
@@ -67,7 +70,15 @@ export function connect(options: ConnectOptions): Connection {
   const { config, queue, instance, log } = options;
   const region = config.region ?? queue.region ?? instance.region;
   const credentials = createImdsCredentialProvider({ timeoutMs: config.imdsTimeoutMs, maxRetries: config.imdsMaxRetries, log });
-  const clients = createAwsClients({ region, credentials, concurrency: options.concurrency, sqsEndpoint: queue.endpoint });
+  const s3Endpoint = endpointOverride(options.env, S3_ENDPOINT_ENV);
+  const clients = createAwsClients({
+    region,
+    credentials,
+    concurrency: options.concurrency,
+    sqsEndpoint: queue.endpoint,
+    ...(s3Endpoint === undefined ? {} : { s3Endpoint }),
+    transport: config.transport,
+  });
   return { queue, region, clients };
 }
 
@@ -96,7 +107,7 @@ export async function prepare(config: Config, log: Logger, processorBaseDir: str
   const queue = queueLocationOf(config, env);
   const processors = await loadProcessors(config, processorBaseDir);
   const instance = await readInstance({ ...imdsOptionsOf(config), roleWaitMs: config.instanceProfileWaitSeconds * 1_000 });
-  const connection = connect({ config, queue, instance, log, concurrency: config.concurrency });
+  const connection = connect({ config, queue, instance, log, concurrency: config.concurrency, env });
   try {
     const identity = await verifyCaller(config, connection.clients, instance);
     log.info(

@@ -5,8 +5,9 @@
  */
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import type { ObjectTransport } from "../aws/transport.js";
 import type { SourceObjectInfo } from "../domain/document.js";
 
 const MiB = 1024 * 1024;
@@ -19,6 +20,9 @@ const MAX_PARTS = 10_000;
 const MAX_METADATA_BYTES = 2048;
 
 export interface SinkTarget {
+  /** Single PutObject calls (the configured transport). */
+  objects: ObjectTransport;
+  /** Multipart uploads (lib-storage's Upload on the SDK client). */
   s3: S3Client;
   bucket: string;
   /**
@@ -120,32 +124,25 @@ export async function writeOutput(
   signal: AbortSignal,
 ): Promise<WriteResult> {
   const { body } = output;
-  const common = {
-    Bucket: target.bucket,
-    Key: key,
-    ContentType: output.contentType,
-    Metadata: lineageMetadata(lineage),
-  };
+  const metadata = lineageMetadata(lineage);
+  const put = { bucket: target.bucket, key, contentType: output.contentType, metadata };
   if (!(body instanceof Readable)) {
     const bytes = typeof body === "string" ? Buffer.byteLength(body, "utf8") : body.byteLength;
     signal.throwIfAborted();
-    await target.s3.send(new PutObjectCommand({ ...common, Body: body, ContentLength: bytes }), {
-      abortSignal: signal,
-    });
+    await target.objects.putObject({ ...put, body, contentLength: bytes }, signal);
     return { key, bytes, method: "put" };
   }
   try {
     signal.throwIfAborted();
     const length = output.contentLength;
     if (length !== undefined && length <= MAX_SINGLE_PUT_BYTES) {
-      await target.s3.send(new PutObjectCommand({ ...common, Body: body, ContentLength: length }), {
-        abortSignal: signal,
-      });
+      await target.objects.putObject({ ...put, body, contentLength: length }, signal);
       return { key, bytes: length, method: "put" };
     }
+    const common = { Bucket: target.bucket, Key: key, ContentType: output.contentType, Metadata: metadata };
     return await uploadInParts(target, common, body, length, signal);
   } finally {
-    // On success the SDK has read it to the end; on failure nobody will.
+    // On success the transport has read it to the end; on failure nobody will.
     if (!body.readableEnded) body.destroy();
   }
 }

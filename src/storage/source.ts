@@ -2,8 +2,8 @@
  * Streaming read of one source object. Only s3:GetObject is allowed: no VersionId (that needs s3:GetObjectVersion),
  * no HeadObject, no ListBucket. Failures come back as typed values, never as thrown SDK errors.
  */
-import { Readable } from "node:stream";
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { Readable } from "node:stream";
+import type { ObjectTransport } from "../aws/transport.js";
 import type { DocumentRef, SourceObjectInfo } from "../domain/document.js";
 import { awsErrorInfo, awsErrorLabel, describeAwsError } from "../errors/aws.js";
 import { OutcomeCode } from "../errors/document.js";
@@ -68,43 +68,34 @@ export function unquoteETag(eTag: string): string {
  * GetObject with `IfMatch` set to the event's eTag when it has one, so an object overwritten since the event gives
  * 412 rather than the newer bytes (whose own event will follow).
  */
-export async function openSource(s3: S3Client, doc: DocumentRef, signal: AbortSignal): Promise<OpenSourceResult> {
+export async function openSource(
+  objects: ObjectTransport,
+  doc: DocumentRef,
+  signal: AbortSignal,
+): Promise<OpenSourceResult> {
   if (signal.aborted) {
     return { ok: false, failure: classifyGetObjectError(signal.reason, signal) };
   }
   let out;
   try {
-    out = await s3.send(
-      new GetObjectCommand({
-        Bucket: doc.bucket,
-        Key: doc.key,
-        ...(doc.eTag === undefined ? {} : { IfMatch: `"${unquoteETag(doc.eTag)}"` }),
-      }),
-      { abortSignal: signal },
+    out = await objects.getObject(
+      { bucket: doc.bucket, key: doc.key, ...(doc.eTag === undefined ? {} : { ifMatch: `"${unquoteETag(doc.eTag)}"` }) },
+      signal,
     );
   } catch (err) {
     return { ok: false, failure: classifyGetObjectError(err, signal) };
-  }
-  const body: unknown = out.Body;
-  if (!(body instanceof Readable)) {
-    // Not expected from the Node SDK; release whatever it is so no socket stays held.
-    (body as { destroy?: () => void } | undefined)?.destroy?.();
-    return {
-      ok: false,
-      failure: { kind: "read-failed", code: OutcomeCode.sourceReadFailed, reason: "GetObject returned no readable body" },
-    };
   }
   const info: SourceObjectInfo = {
     bucket: doc.bucket,
     key: doc.key,
     // S3 always sends Content-Length on GetObject; the event's size is only a fallback.
-    size: out.ContentLength ?? doc.size ?? 0,
-    eTag: out.ETag === undefined ? (doc.eTag ?? "") : unquoteETag(out.ETag),
-    ...(out.ContentType === undefined ? {} : { contentType: out.ContentType }),
-    ...(out.LastModified === undefined ? {} : { lastModified: out.LastModified }),
+    size: out.contentLength ?? doc.size ?? 0,
+    eTag: out.eTag === undefined ? (doc.eTag ?? "") : unquoteETag(out.eTag),
+    ...(out.contentType === undefined ? {} : { contentType: out.contentType }),
+    ...(out.lastModified === undefined ? {} : { lastModified: out.lastModified }),
   };
   return {
     ok: true,
-    object: { body, info, ...(out.ContentLength === undefined ? {} : { contentLength: out.ContentLength }) },
+    object: { body: out.body, info, ...(out.contentLength === undefined ? {} : { contentLength: out.contentLength }) },
   };
 }

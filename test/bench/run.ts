@@ -1,8 +1,11 @@
 // `npm run bench [-- --quick]`: the daemon against its baselines, in one run, on the same local stand-in and data.
 // Small-document workload (4 KiB each): the stand-in runs in this process (on core 1 when taskset exists), each
 // contender as a child pinned to core 0 with the Node flags of the systemd unit (heap and young-generation limits):
-//   daemon        node dist/cli.js run (processor `metadata`)
-//   raw           hand-written SDK loop (test/bench/peer-worker.ts raw): the practical limit
+//   daemon        node dist/cli.js run (processor `metadata`, the lean transport)
+//   daemon (sha256 only), (sha256, sdk)  the daemon doing the baselines' job, on the lean and on the SDK transport
+//   raw           hand-written SDK loop (test/bench/peer-worker.ts raw): what everyone writes
+//   lean loop     the same loop on the daemon's lean transport (peer-worker.ts lean): the practical limit
+//   aws-lite loop the same loop on @aws-lite/client (peer-worker.ts aws-lite): the maintained lean alternative
 //   sqs-consumer  the same job on sqs-consumer, usual settings (peer-worker.ts sqs-consumer)
 //   shell         the seed-style loop: /usr/bin/aws s3 cp down and up per object, on a sample
 // The same documents are re-uploaded before each queue consumer. Every figure is measured in this run: documents/s and
@@ -28,7 +31,17 @@ import { DAEMON_CLI } from "../local/daemon-process.js";
 import type { StandIn } from "../local/stand-in.js";
 import { startContender } from "./contender.js";
 import { taskset, ticksToMs } from "./proc.js";
-import { DAEMON_SHA256, checkTargets, formatReport, type ContenderResult } from "./report.js";
+import {
+  AWS_LITE_LOOP,
+  DAEMON_SHA256,
+  DAEMON_SHA256_SDK,
+  LEAN_LOOP,
+  RAW,
+  SQS_CONSUMER,
+  checkTargets,
+  formatReport,
+  type ContenderResult,
+} from "./report.js";
 import { T2_MICRO_BASELINE_CPU_MS_PER_HOUR, t2MicroDocsPerHour } from "./steady.js";
 import {
   contenderEnv,
@@ -188,12 +201,15 @@ async function main(): Promise<number> {
     results.push(daemon);
 
     say("daemon with the baselines' job (sha256 only)…");
-    const jobOnlyConfig = daemonConfigFile(standIn, { processor: SHA256_PROCESSOR, concurrency });
-    results.push(
-      await runConsumer(DAEMON_SHA256, bench, docs, (onLog) =>
-        startContender({ args: [DAEMON_CLI, "run", "--config", jobOnlyConfig], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
-      ),
-    );
+    for (const [name, transport] of [[DAEMON_SHA256, "lean"], [DAEMON_SHA256_SDK, "sdk"]] as const) {
+      if (transport === "sdk") say("the same on the SDK transport…");
+      const jobOnlyConfig = daemonConfigFile(standIn, { processor: SHA256_PROCESSOR, concurrency, transport });
+      results.push(
+        await runConsumer(name, bench, docs, (onLog) =>
+          startContender({ args: [DAEMON_CLI, "run", "--config", jobOnlyConfig], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
+        ),
+      );
+    }
 
     const job = JSON.stringify({
       endpoint: standIn.urls.gateway,
@@ -203,10 +219,16 @@ async function main(): Promise<number> {
       concurrency,
       outputBytes: Math.round(daemon.bytesOutPerDoc),
     });
-    for (const mode of ["raw", "sqs-consumer"] as const) {
-      say(`${mode}…`);
+    const peers = [
+      ["raw", RAW],
+      ["lean", LEAN_LOOP],
+      ["aws-lite", AWS_LITE_LOOP],
+      ["sqs-consumer", SQS_CONSUMER],
+    ] as const;
+    for (const [mode, name] of peers) {
+      say(`${name}…`);
       results.push(
-        await runConsumer(mode === "raw" ? "raw SDK loop" : "sqs-consumer", bench, docs, (onLog) =>
+        await runConsumer(name, bench, docs, (onLog) =>
           startContender({ args: [PEER_WORKER, mode, job], nodeFlags: [...NODE_FLAGS, "--import", "tsx"], env: { ...childEnv }, onLog }),
         ),
       );

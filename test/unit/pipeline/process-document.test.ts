@@ -1,3 +1,4 @@
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { createHash } from "node:crypto";
 import { Readable, Transform } from "node:stream";
 import {
@@ -29,6 +30,7 @@ import {
   sendOptions,
   testS3Client,
 } from "./helpers.js";
+import { sdkTransport } from "../../../src/aws/sdk-transport.js";
 
 let s3: S3Client;
 let s3Mock: ReturnType<typeof mockClient>;
@@ -45,6 +47,7 @@ afterEach(() => {
 
 function deps(overrides: Partial<DocumentDeps> = {}): DocumentDeps {
   return {
+    objects: sdkTransport(s3, new SQSClient({ region: "us-east-1" })).objects,
     s3,
     outputBucket: "output-bucket",
     outputPrefix: "processed/",

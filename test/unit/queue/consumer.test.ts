@@ -1,3 +1,4 @@
+import { S3Client } from "@aws-sdk/client-s3";
 import {
   ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
@@ -20,6 +21,7 @@ import { Metrics } from "../../../src/observability/metrics.js";
 import { parseNotification } from "../../../src/queue/notifications.js";
 import type { DocumentRef } from "../../../src/domain/document.js";
 import type { NotifiedDocument, ParsedNotification } from "../../../src/queue/records.js";
+import { sdkTransport } from "../../../src/aws/sdk-transport.js";
 
 const QUEUE_URL = "http://127.0.0.1:9/000000000000/documents";
 const DONE: Outcome = { status: "done", outputs: ["out/a.json"], bytesIn: 1, bytesOut: 1 };
@@ -235,7 +237,7 @@ function setup(overrides: Partial<ConsumerOptions> = {}): Harness {
     Failed: [],
   }));
   const consumer = new Consumer({
-    sqs: client,
+    queue: sdkTransport(new S3Client({ region: "us-east-1" }), client).queue,
     queueUrl: QUEUE_URL,
     pipeline,
     parse: (body) => JSON.parse(body) as ParsedNotification,

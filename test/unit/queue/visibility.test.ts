@@ -1,5 +1,6 @@
 // The visibility calls alone, against a mocked SQS client: one message or several, chunks of ten, per-entry results
 // of a 200 batch answer, a call that fails outright, and the release with its report.
+import { S3Client } from "@aws-sdk/client-s3";
 import {
   ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
@@ -10,6 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../../src/logging/logger.js";
 import type { ConsumerEvent } from "../../../src/queue/events.js";
 import { Visibility } from "../../../src/queue/visibility.js";
+import { sdkTransport } from "../../../src/aws/sdk-transport.js";
 
 const QUEUE_URL = "http://127.0.0.1:9/000000000000/documents";
 const client = new SQSClient({
@@ -26,7 +28,7 @@ function setup() {
     level: "debug",
     destination: { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) },
   });
-  const visibility = new Visibility({ sqs: client, queueUrl: QUEUE_URL, log, emit: (e) => events.push(e) });
+  const visibility = new Visibility({ queue: sdkTransport(new S3Client({ region: "us-east-1" }), client).queue, queueUrl: QUEUE_URL, log, emit: (e) => events.push(e) });
   return { visibility, events, logs };
 }
 

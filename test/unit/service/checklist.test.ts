@@ -1,5 +1,6 @@
 // `check`'s steps without the CLI: the runner's lines and exit code (checklist.ts), and the real steps' order and
 // skipping (check.ts) with the start-up stages replaced and S3/STS/SQS answered by aws-sdk-client-mock.
+import { sdkTransport } from "../../../src/aws/sdk-transport.js";
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -135,10 +136,13 @@ describe("check's steps (stages replaced, AWS mocked)", () => {
     connect: ({ queue }) => {
       connected++;
       const common = { region: "us-east-1", credentials };
+      const s3 = new S3Client(common);
+      const sqs = new SQSClient(common);
       const clients = {
-        s3: new S3Client(common),
-        sqs: new SQSClient(common),
+        s3,
+        sqs,
         sts: new STSClient(common),
+        transport: sdkTransport(s3, sqs),
         destroy: () => void destroyed++,
       };
       return { queue, region: "us-east-1", clients };

@@ -1,3 +1,4 @@
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
@@ -18,6 +19,7 @@ import {
   type SinkTarget,
 } from "../../../src/storage/sink.js";
 import { awsError, chunked, generated, sendOptions, sourceInfo, stalled, testS3Client } from "../pipeline/helpers.js";
+import { sdkTransport } from "../../../src/aws/sdk-transport.js";
 
 const MiB = 1024 * 1024;
 
@@ -84,7 +86,7 @@ describe("writeOutput", () => {
     s3Mock.on(CreateMultipartUploadCommand).resolves({ UploadId: "up-1" });
     s3Mock.on(UploadPartCommand).callsFake((input: { PartNumber: number }) => ({ ETag: `"part-${input.PartNumber}"` }));
     s3Mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"done"' });
-    target = { s3, bucket: "out", partSize: 5 * MiB, queueSize: 2 };
+    target = { objects: sdkTransport(s3, new SQSClient({ region: "us-east-1" })).objects, s3, bucket: "out", partSize: 5 * MiB, queueSize: 2 };
   });
   afterEach(() => s3Mock.restore());
 

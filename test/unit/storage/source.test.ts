@@ -1,4 +1,5 @@
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -7,6 +8,7 @@ import {
   openSource,
   unquoteETag,
 } from "../../../src/storage/source.js";
+import { sdkTransport } from "../../../src/aws/sdk-transport.js";
 import { awsError, chunked, docRef, readAll, sdkBody, sendOptions, testS3Client } from "../pipeline/helpers.js";
 
 describe("classifyGetObjectError", () => {
@@ -46,6 +48,7 @@ describe("unquoteETag", () => {
 
 describe("openSource", () => {
   let s3: S3Client;
+  const objects = () => sdkTransport(s3, new SQSClient({ region: "us-east-1" })).objects;
   let s3Mock: ReturnType<typeof mockClient>;
   beforeEach(() => {
     s3 = testS3Client();
@@ -62,7 +65,7 @@ describe("openSource", () => {
       LastModified: new Date("2026-01-02T03:04:05Z"),
     });
     const signal = new AbortController().signal;
-    const res = await openSource(s3, docRef({ eTag: "e1", versionId: "v9" }), signal);
+    const res = await openSource(objects(), docRef({ eTag: "e1", versionId: "v9" }), signal);
 
     const call = s3Mock.commandCalls(GetObjectCommand)[0]!;
     expect(call.args[0].input).toEqual({ Bucket: "source-bucket", Key: "in/report 1.txt", IfMatch: '"e1"' });
@@ -83,27 +86,27 @@ describe("openSource", () => {
 
   it("does not double-quote an eTag that already has quotes", async () => {
     s3Mock.on(GetObjectCommand).resolves({ Body: sdkBody(chunked([])) as never, ContentLength: 0 });
-    await openSource(s3, docRef({ eTag: '"e2"' }), new AbortController().signal);
+    await openSource(objects(), docRef({ eTag: '"e2"' }), new AbortController().signal);
     expect(s3Mock.commandCalls(GetObjectCommand)[0]!.args[0].input.IfMatch).toBe('"e2"');
   });
 
   it("maps a 412 to a superseded failure instead of throwing", async () => {
     s3Mock.on(GetObjectCommand).rejects(awsError("PreconditionFailed", 412));
-    const res = await openSource(s3, docRef(), new AbortController().signal);
+    const res = await openSource(objects(), docRef(), new AbortController().signal);
     expect(res).toMatchObject({ ok: false, failure: { kind: "superseded" } });
   });
 
   it("fails without a request when the signal is already aborted", async () => {
     const ac = new AbortController();
     ac.abort();
-    const res = await openSource(s3, docRef(), ac.signal);
+    const res = await openSource(objects(), docRef(), ac.signal);
     expect(res).toMatchObject({ ok: false, failure: { kind: "aborted" } });
     expect(s3Mock.calls()).toHaveLength(0);
   });
 
   it("treats a response without a body as a read failure", async () => {
     s3Mock.on(GetObjectCommand).resolves({ ContentLength: 3 });
-    const res = await openSource(s3, docRef(), new AbortController().signal);
+    const res = await openSource(objects(), docRef(), new AbortController().signal);
     expect(res).toMatchObject({ ok: false, failure: { kind: "read-failed", code: "SOURCE_READ_FAILED" } });
   });
 });

@@ -1,5 +1,6 @@
 // The failure class in the pipeline: a processor's PermanentDocumentError becomes `<key>.error.json` and an
 // acknowledgeable outcome; the chain `metadata` + `text` writes its outputs side by side; a user's module loads.
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GetObjectCommand, PutObjectCommand, type PutObjectCommandInput, type S3Client } from "@aws-sdk/client-s3";
@@ -21,6 +22,7 @@ import { DocProcessorError } from "../../../../src/errors/fatal.js";
 import { encryptedPdf, makePdf } from "../../../fixtures/documents/build.js";
 import { chunked, docRef, readAll, sdkBody, silentLog, submitContext, testS3Client } from "../../pipeline/helpers.js";
 import { buildExtractor } from "./helpers.js";
+import { sdkTransport } from "../../../../src/aws/sdk-transport.js";
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), "../../../fixtures/processors");
 
@@ -48,7 +50,7 @@ afterAll(async () => {
 });
 
 function deps(processors: Processor[]): DocumentDeps {
-  return { s3, outputBucket: "output-bucket", outputPrefix: "out/", maxObjectBytes: 1 << 30, processors, log: silentLog };
+  return { objects: sdkTransport(s3, new SQSClient({ region: "us-east-1" })).objects, s3, outputBucket: "output-bucket", outputPrefix: "out/", maxObjectBytes: 1 << 30, processors, log: silentLog };
 }
 
 function serve(data: Buffer): void {

@@ -1,0 +1,115 @@
+/**
+ * The per-document calls on the AWS SDK v3 clients: the `transport: "sdk"` fallback, and the reference the lean
+ * transport is measured against. A thin mapping; the SDK's own errors pass through unchanged.
+ */
+import { Readable } from "node:stream";
+import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import {
+  ChangeMessageVisibilityBatchCommand,
+  ChangeMessageVisibilityCommand,
+  DeleteMessageBatchCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  type BatchResultErrorEntry,
+  type MessageSystemAttributeName,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+import type { BatchEntryFailure, Transport } from "./transport.js";
+
+function failures(failed: readonly BatchResultErrorEntry[] | undefined): BatchEntryFailure[] {
+  return (failed ?? []).map((f) => ({
+    id: f.Id ?? "",
+    code: f.Code ?? "Unknown",
+    message: f.Message ?? f.Code ?? "Unknown",
+    senderFault: f.SenderFault ?? false,
+  }));
+}
+
+/** Uses the given clients; destroy() is the clients' owner's job (src/aws/clients.ts). */
+export function sdkTransport(s3: S3Client, sqs: SQSClient): Transport {
+  return {
+    name: "sdk",
+    queue: {
+      async receiveMessages(input, signal) {
+        const out = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: input.queueUrl,
+            MaxNumberOfMessages: input.maxMessages,
+            WaitTimeSeconds: input.waitTimeSeconds,
+            VisibilityTimeout: input.visibilityTimeoutSeconds,
+            MessageSystemAttributeNames: input.systemAttributes as MessageSystemAttributeName[],
+          }),
+          { abortSignal: signal },
+        );
+        return out.Messages ?? [];
+      },
+      async deleteMessage(queueUrl, receiptHandle) {
+        await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }));
+      },
+      async deleteMessageBatch(queueUrl, entries) {
+        const out = await sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.receiptHandle })),
+          }),
+        );
+        return failures(out.Failed);
+      },
+      async changeVisibility(queueUrl, receiptHandle, seconds) {
+        await sqs.send(
+          new ChangeMessageVisibilityCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle, VisibilityTimeout: seconds }),
+        );
+      },
+      async changeVisibilityBatch(queueUrl, entries, seconds) {
+        const out = await sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: entries.map((e) => ({ Id: e.id, ReceiptHandle: e.receiptHandle, VisibilityTimeout: seconds })),
+          }),
+        );
+        return failures(out.Failed);
+      },
+    },
+    objects: {
+      async getObject(input, signal) {
+        const out = await s3.send(
+          new GetObjectCommand({
+            Bucket: input.bucket,
+            Key: input.key,
+            ...(input.ifMatch === undefined ? {} : { IfMatch: input.ifMatch }),
+          }),
+          { abortSignal: signal },
+        );
+        const body: unknown = out.Body;
+        if (!(body instanceof Readable)) {
+          // Not expected from the Node SDK; release whatever it is so no socket stays held.
+          (body as { destroy?: () => void } | undefined)?.destroy?.();
+          throw new Error("GetObject returned no readable body");
+        }
+        return {
+          body,
+          ...(out.ContentLength === undefined ? {} : { contentLength: out.ContentLength }),
+          ...(out.ETag === undefined ? {} : { eTag: out.ETag }),
+          ...(out.ContentType === undefined ? {} : { contentType: out.ContentType }),
+          ...(out.LastModified === undefined ? {} : { lastModified: out.LastModified }),
+        };
+      },
+      async putObject(input, signal) {
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: input.bucket,
+            Key: input.key,
+            Body: input.body,
+            ContentLength: input.contentLength,
+            ContentType: input.contentType,
+            Metadata: { ...input.metadata },
+          }),
+          { abortSignal: signal },
+        );
+      },
+    },
+    destroy() {
+      // The clients belong to AwsClients.
+    },
+  };
+}
