@@ -239,3 +239,34 @@ describe("prefetchOf", () => {
     expect(prefetchOf({ concurrency: 4, prefetch: 3 })).toBe(3);
   });
 });
+
+describe("transport and AWS_ENDPOINT_URL_S3", () => {
+  const load = (env: Record<string, string>, extra: Record<string, unknown> = {}) =>
+    loadConfig({ configPath: "/c.json", env, readFile: files({ "/c.json": { ...valid, ...extra } }) });
+
+  it("defaults to the lean transport and takes sdk as the fallback; anything else is refused", () => {
+    expect(load({}).transport).toBe("lean");
+    expect(load({}, { transport: "sdk" }).transport).toBe("sdk");
+    expect(load({ DOC_PROCESSOR_TRANSPORT: "sdk" }).transport).toBe("sdk");
+    expect(problemsOf(() => load({}, { transport: "fetch" })).problems.map((p) => p.key)).toEqual(["transport"]);
+  });
+
+  it("accepts an https origin or plain http to loopback for S3, like the SQS endpoint", () => {
+    expect(() => load({ AWS_ENDPOINT_URL_S3: "https://s3.eu-west-1.amazonaws.com" })).not.toThrow();
+    expect(() => load({ AWS_ENDPOINT_URL_S3: "http://127.0.0.1:4566" })).not.toThrow();
+    expect(() => load({ AWS_ENDPOINT_URL_S3: "" })).not.toThrow();
+  });
+
+  it.each([
+    ["plain http off the machine", "http://s3.example.com", "must use https, or plain http only to a loopback address"],
+    ["a path", "https://s3.example.com/bucket", "must be an origin only"],
+    ["credentials in the URL", "https://user:pw@s3.example.com", "must not contain a user name or password"],
+    ["not a URL", "s3 endpoint", "must be an endpoint URL"],
+  ])("refuses %s, naming the variable and the fix", (_case, value, says) => {
+    const problems = problemsOf(() => load({ AWS_ENDPOINT_URL_S3: value })).problems;
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ key: "AWS_ENDPOINT_URL_S3", value });
+    expect(problems[0]!.message).toContain(says);
+    expect(problems[0]!.message).toContain("Fix: unset AWS_ENDPOINT_URL_S3");
+  });
+});
