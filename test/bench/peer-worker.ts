@@ -13,7 +13,9 @@ import {
   SQSClient,
   type Message,
 } from "@aws-sdk/client-sqs";
+import { doesIdentityRequireRefresh, isIdentityExpired, memoizeIdentityProvider } from "@smithy/core";
 import { fromInstanceMetadata } from "@smithy/credential-provider-imds";
+import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { Consumer } from "sqs-consumer";
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
@@ -32,7 +34,13 @@ export interface PeerJob {
 
 const mode = process.argv[2];
 const job = JSON.parse(process.argv[3] ?? "{}") as PeerJob;
-const credentials = fromInstanceMetadata({ timeout: 2_000, maxRetries: 3 });
+// Memoized as the SDK clients do inside and the daemon does outside (src/aws/credentials.ts): the lean transport
+// asks its provider on every request.
+const credentials = memoizeIdentityProvider(
+  fromInstanceMetadata({ timeout: 2_000, maxRetries: 3 }),
+  isIdentityExpired,
+  doesIdentityRequireRefresh,
+) as AwsCredentialIdentityProvider;
 const common = { endpoint: job.endpoint, region: job.region, credentials };
 const s3 = new S3Client({ ...common, forcePathStyle: true });
 const sqs = new SQSClient(common);
@@ -70,7 +78,7 @@ type LiteCall = (params: Record<string, unknown>) => Promise<unknown>;
 /** What the plugins add to the client (untyped without their -types packages). */
 interface LiteServices {
   S3: { GetObject: LiteCall; PutObject: LiteCall };
-  SQS: { ReceiveMessage: LiteCall; DeleteMessageBatch: LiteCall };
+  SQS: { ReceiveMessage: LiteCall };
 }
 
 /**
@@ -91,6 +99,8 @@ async function awsLiteCalls(): Promise<Calls> {
     plugins: [import("@aws-lite/s3"), import("@aws-lite/sqs")],
   });
   const aws = client as unknown as LiteServices;
+  // @aws-lite/sqs 0.2 has no DeleteMessageBatch: the client's generic request sends it, in the same JSON protocol.
+  const request = client as unknown as LiteCall;
   return {
     async receive() {
       const out = (await aws.SQS.ReceiveMessage({ QueueUrl: job.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 20 })) as {
@@ -106,7 +116,13 @@ async function awsLiteCalls(): Promise<Calls> {
       await aws.S3.PutObject({ Bucket: bucket, Key: key, Body: body, ContentType: "application/json" });
     },
     async deleteBatch(messages) {
-      await aws.SQS.DeleteMessageBatch({ QueueUrl: job.queueUrl, Entries: entries(messages) });
+      await request({
+        service: "sqs",
+        awsjson: false,
+        path: "/",
+        headers: { "X-Amz-Target": "AmazonSQS.DeleteMessageBatch", "content-type": "application/x-amz-json-1.0" },
+        payload: { QueueUrl: job.queueUrl, Entries: entries(messages) },
+      });
     },
   };
 }

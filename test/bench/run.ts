@@ -19,7 +19,8 @@
 // daemons on one queue) and text-mix.ts (the text processor through the daemon on a txt/html/docx/pdf mix).
 // Exit 0 when every part completed; targets are reported, not asserted.
 // Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf, --no-streaming, --no-scale-out,
-// --no-text-mix.
+// --no-text-mix, --only NAMES (comma-separated parts of contender names), --node-flags "FLAGS" (added to the unit's),
+// --profile DIR (a CPU profile per Node contender).
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -52,6 +53,7 @@ import {
   say,
   startMeasuredStandIn,
   unitNodeFlags,
+  type ConsumerRun,
   type Measured,
   type MeasuredStandIn,
 } from "./workload.js";
@@ -65,7 +67,7 @@ const TEXT_MIX_BENCH = fileURLToPath(new URL("./text-mix.ts", import.meta.url));
 const SHA256_PROCESSOR = fileURLToPath(new URL("./sha256-processor.mjs", import.meta.url));
 const DOC_BYTES = 4 * 1024;
 /** The unit's Node flags (heap and young-generation limits), for every Node contender. */
-const NODE_FLAGS = unitNodeFlags();
+const UNIT_FLAGS = unitNodeFlags();
 
 const { values } = parseArgs({
   options: {
@@ -78,9 +80,24 @@ const { values } = parseArgs({
     "no-streaming": { type: "boolean", default: false },
     "no-scale-out": { type: "boolean", default: false },
     "no-text-mix": { type: "boolean", default: false },
+    only: { type: "string" },
+    "node-flags": { type: "string" },
+    profile: { type: "string" },
   },
 });
 const quick = values.quick;
+/** --only: contenders whose name contains one of these (comma-separated), e.g. `--only "sha256,raw"`. */
+const only = values.only?.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+const selected = (name: string): boolean => only === undefined || only.some((o) => name.includes(o));
+/**
+ * The unit's Node flags, plus --node-flags (to measure a change of them: "--max-semi-space-size=4") and, with
+ * --profile DIR, a CPU profile per contender (node --cpu-prof) in DIR.
+ */
+const NODE_FLAGS = [
+  ...UNIT_FLAGS,
+  ...(values["node-flags"]?.split(" ").filter((f) => f.length > 0) ?? []),
+  ...(values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values.profile}`]),
+];
 const docCount = Number(values.docs ?? (quick ? 200 : 2000));
 const shellCount = Number(values["shell-docs"] ?? (quick ? 3 : 20));
 const concurrency = Number(values.concurrency);
@@ -193,15 +210,19 @@ async function main(): Promise<number> {
     );
     const childEnv = contenderEnv(standIn);
 
-    say("daemon…");
-    const configPath = daemonConfigFile(standIn, { processor: "metadata", concurrency });
-    const daemon = await runConsumer("daemon", bench, docs, (onLog) =>
-      startContender({ args: [DAEMON_CLI, "run", "--config", configPath], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
-    );
-    results.push(daemon);
+    let daemon: ConsumerRun | undefined;
+    if (selected("daemon")) {
+      say("daemon…");
+      const configPath = daemonConfigFile(standIn, { processor: "metadata", concurrency });
+      daemon = await runConsumer("daemon", bench, docs, (onLog) =>
+        startContender({ args: [DAEMON_CLI, "run", "--config", configPath], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
+      );
+      results.push(daemon);
+    }
 
     say("daemon with the baselines' job (sha256 only)…");
     for (const [name, transport] of [[DAEMON_SHA256, "lean"], [DAEMON_SHA256_SDK, "sdk"]] as const) {
+      if (!selected(name)) continue;
       if (transport === "sdk") say("the same on the SDK transport…");
       const jobOnlyConfig = daemonConfigFile(standIn, { processor: SHA256_PROCESSOR, concurrency, transport });
       results.push(
@@ -217,7 +238,8 @@ async function main(): Promise<number> {
       queueUrl: standIn.queue.url,
       outputBucket: standIn.config.outputBucket,
       concurrency,
-      outputBytes: Math.round(daemon.bytesOutPerDoc),
+      // The daemon's metadata record size; without a daemon run (--only), about what it writes for these documents.
+      outputBytes: Math.round(daemon?.bytesOutPerDoc ?? 700),
     });
     const peers = [
       ["raw", RAW],
@@ -226,6 +248,7 @@ async function main(): Promise<number> {
       ["sqs-consumer", SQS_CONSUMER],
     ] as const;
     for (const [mode, name] of peers) {
+      if (!selected(name)) continue;
       say(`${name}…`);
       results.push(
         await runConsumer(name, bench, docs, (onLog) =>
@@ -233,9 +256,11 @@ async function main(): Promise<number> {
         ),
       );
     }
-    say(`shell loop on ${shellCount} documents…`);
-    const shell = await runShell(standIn, measured, docs.slice(0, shellCount).map((d) => d.key));
-    if (shell) results.push(shell);
+    if (selected("shell")) {
+      say(`shell loop on ${shellCount} documents…`);
+      const shell = await runShell(standIn, measured, docs.slice(0, shellCount).map((d) => d.key));
+      if (shell) results.push(shell);
+    }
   } finally {
     await standIn.close();
   }

@@ -45,6 +45,11 @@ export interface SteadyFigures {
   docsPerSecond: number;
   /** CPU from the warm-up's last document to the last document, per document; null when /proc was unreadable. */
   cpuMsPerDoc: number | null;
+  /**
+   * The bench process's CPU (the stand-in, mostly) over the same window, as a share of one core: near 1, the
+   * stand-in set the pace and documents/s measure it as much as the contender. Set by the bench, not here.
+   */
+  standInBusy?: number | null;
 }
 
 /**

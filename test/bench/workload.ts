@@ -14,7 +14,7 @@ import { startStandIn, type StandIn, type StandInOptions } from "../local/stand-
 import type { Contender, LogLine } from "./contender.js";
 import { pin, taskset, treeCpuMs, treePeakRssBytes } from "./proc.js";
 import type { ContenderResult } from "./report.js";
-import { steadyFigures, warmupDocuments, type Sample } from "./steady.js";
+import { steadyFigures, warmupDocuments, type Sample, type SteadyFigures } from "./steady.js";
 import { readUnitLimits } from "../reliability/lib/unit.js";
 
 const MiB = 1024 * 1024;
@@ -178,6 +178,8 @@ export async function runConsumer(
   // Steady state: the clock and the contender's CPU when the warm-up's last document finished (none on short runs).
   const warmup = warmupDocuments(sizes.size);
   let atWarmup: Sample | undefined;
+  // The stand-in runs in this process: its CPU over the steady window says whether it, not the contender, set the pace.
+  let standInCpuAtWarmup: NodeJS.CpuUsage | undefined;
   let settle: (error?: Error) => void = () => {};
   const done = new Promise<void>((ok, fail) => (settle = (error) => (error ? fail(error) : ok())));
   // A failure before the race below listens must not become an unhandled rejection.
@@ -201,7 +203,10 @@ export async function runConsumer(
     bytesOut += Number(line["bytesOut"] ?? 0);
     lastAt = at;
     // Read here, as the line arrives, from the same /proc source as the whole-run figure (contender is set by now).
-    if (finished.size === warmup) atWarmup = { at, cpuMs: treeCpuMs(contender.pid) };
+    if (finished.size === warmup) {
+      atWarmup = { at, cpuMs: treeCpuMs(contender.pid) };
+      standInCpuAtWarmup = process.cpuUsage();
+    }
     if (finished.size === sizes.size) settle();
   });
   const since = contender.startedAt;
@@ -222,6 +227,7 @@ export async function runConsumer(
     ]).finally(() => clearTimeout(timer));
     // With the text processor, the daemon's extraction process (still alive, idle) is part of its work and memory.
     const cpuAtEnd = treeCpuMs(contender.pid);
+    const standInCpu = standInCpuAtWarmup === undefined ? undefined : process.cpuUsage(standInCpuAtWarmup);
     const rss = treePeakRssBytes(contender.pid);
     const exit = await contender.stop();
     const exitedAt = performance.now();
@@ -248,16 +254,24 @@ export async function runConsumer(
       readyMs: ready.at - contender.startedAt,
       pinned: contender.pinned,
       exit: exit.code ?? exit.signal,
-      steady:
+      steady: withStandInBusy(
         warmup !== null && atWarmup !== undefined
           ? steadyFigures(finished.size, warmup, atWarmup, { at: lastAt, cpuMs: cpuAtEnd })
           : null,
+        standInCpu,
+      ),
       bytesOutPerDoc: bytesOut / finished.size,
     };
   } catch (err) {
     await contender.stop(5_000);
     throw err;
   }
+}
+
+/** The stand-in's share of a core over the steady window (its CPU over the window's wall time). */
+function withStandInBusy(steady: SteadyFigures | null, cpu: NodeJS.CpuUsage | undefined): SteadyFigures | null {
+  if (steady === null || cpu === undefined) return steady;
+  return { ...steady, standInBusy: (cpu.user + cpu.system) / 1000 / (steady.seconds * 1000) };
 }
 
 /**
