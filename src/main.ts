@@ -11,7 +11,6 @@ import { CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH } from "./config/load.js";
 import { DocProcessorError, ExitCode, exitCodeFor } from "./errors/fatal.js";
 import { errorMessage } from "./errors/message.js";
 import type { Logger } from "./logging/logger.js";
-import { runChecks } from "./service/check.js";
 import { ShutdownSignals } from "./service/lifecycle.js";
 
 const HELP = `doc-processor: least-privilege S3 document processing for EC2 (IMDSv2 instance-profile credentials only)
@@ -77,9 +76,12 @@ export async function main(argv: string[], env: Env, log: Logger): Promise<numbe
     case "run":
       if (rest.length > 0) return usage(`run takes no arguments (got ${rest.join(" ")})`);
       return run(configPath, env, log);
-    case "check":
+    case "check": {
       if (rest.length > 0) return usage(`check takes no arguments (got ${rest.join(" ")})`);
+      // Loaded for this command only: check uses the SDK's S3 client, which `run` on the lean transport never loads.
+      const { runChecks } = await import("./service/check.js");
       return runChecks({ configPath, sourceKey, env, log, out: (line) => process.stdout.write(`${line}\n`) });
+    }
     case "process":
       if (rest.length === 0) return usage("process needs at least one source key");
       return processKeys(configPath, rest, env, log);

@@ -7,7 +7,7 @@
  */
 import { Agent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { STSClient } from "@aws-sdk/client-sts";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
@@ -17,7 +17,11 @@ import { sdkTransport } from "./sdk-transport.js";
 import type { Transport, TransportName } from "./transport.js";
 
 export interface AwsClients {
-  s3: S3Client;
+  /**
+   * The SDK's S3 client, created on first use: on the lean transport only multipart uploads and `check` need it, and
+   * loading @aws-sdk/client-s3 costs about 10 MiB of resident memory (measured: import alone, Node 22).
+   */
+  s3: () => Promise<S3Client>;
   sqs: SQSClient;
   sts: STSClient;
   /** The per-document calls, on the configured transport. */
@@ -63,14 +67,23 @@ export function createAwsClients(options: ClientOptions): AwsClients {
     requestHandler: handler,
     maxAttempts: MAX_ATTEMPTS,
   };
-  const s3 = new S3Client({ ...common, followRegionRedirects: false });
+  let s3: Promise<S3Client> | undefined;
+  let s3Client: S3Client | undefined;
+  let destroyed = false;
+  const lazyS3 = (): Promise<S3Client> =>
+    (s3 ??= import("@aws-sdk/client-s3").then(({ S3Client }) => {
+      s3Client = new S3Client({ ...common, followRegionRedirects: false });
+      // Created after destroy(): close it at once (its sockets would otherwise outlive the clients).
+      if (destroyed) s3Client.destroy();
+      return s3Client;
+    }));
   // An explicit endpoint already stops the SDK's queue-URL middleware from rerouting; useQueueUrlAsEndpoint: false
   // says so too, so neither alone can be lost by accident.
   const sqs = new SQSClient({ ...common, endpoint: options.sqsEndpoint, useQueueUrlAsEndpoint: false });
   const sts = new STSClient(common);
   const transport =
     options.transport === "sdk"
-      ? sdkTransport(s3, sqs)
+      ? sdkTransport(lazyS3, sqs)
       : createLeanTransport({
           region: options.region,
           credentials: options.credentials,
@@ -82,13 +95,14 @@ export function createAwsClients(options: ClientOptions): AwsClients {
           maxAttempts: MAX_ATTEMPTS,
         });
   return {
-    s3,
+    s3: lazyS3,
     sqs,
     sts,
     transport,
     destroy() {
+      destroyed = true;
       transport.destroy();
-      s3.destroy();
+      s3Client?.destroy();
       sqs.destroy();
       sts.destroy();
     },

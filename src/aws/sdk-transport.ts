@@ -3,7 +3,7 @@
  * transport is measured against. A thin mapping; the SDK's own errors pass through unchanged.
  */
 import { Readable } from "node:stream";
-import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import {
   ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
@@ -25,8 +25,14 @@ function failures(failed: readonly BatchResultErrorEntry[] | undefined): BatchEn
   }));
 }
 
+/** The S3 client and its commands, loaded on the first object call (see AwsClients.s3). */
+async function s3With(s3: () => Promise<S3Client>) {
+  const [client, commands] = await Promise.all([s3(), import("@aws-sdk/client-s3")]);
+  return { client, ...commands };
+}
+
 /** Uses the given clients; destroy() is the clients' owner's job (src/aws/clients.ts). */
-export function sdkTransport(s3: S3Client, sqs: SQSClient): Transport {
+export function sdkTransport(s3: () => Promise<S3Client>, sqs: SQSClient): Transport {
   return {
     name: "sdk",
     queue: {
@@ -72,7 +78,8 @@ export function sdkTransport(s3: S3Client, sqs: SQSClient): Transport {
     },
     objects: {
       async getObject(input, signal) {
-        const out = await s3.send(
+        const { client, GetObjectCommand } = await s3With(s3);
+        const out = await client.send(
           new GetObjectCommand({
             Bucket: input.bucket,
             Key: input.key,
@@ -95,7 +102,8 @@ export function sdkTransport(s3: S3Client, sqs: SQSClient): Transport {
         };
       },
       async putObject(input, signal) {
-        await s3.send(
+        const { client, PutObjectCommand } = await s3With(s3);
+        await client.send(
           new PutObjectCommand({
             Bucket: input.bucket,
             Key: input.key,

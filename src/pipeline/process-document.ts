@@ -20,7 +20,7 @@ export interface DocumentDeps {
   /** GetObject and single PutObject calls (the configured transport). */
   objects: ObjectTransport;
   /** Multipart uploads of outputs of unknown or >5 GiB length (the SDK's Upload). */
-  s3: S3Client;
+  s3: () => Promise<S3Client>;
   outputBucket: string;
   outputPrefix: string;
   maxObjectBytes: number;

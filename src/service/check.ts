@@ -122,7 +122,7 @@ export function checkSteps(options: CheckOptions, state: CheckState, stages: Che
       if (found === undefined) throw new Error(`no denied probe named "${name}"`);
       // Without its own probe object a read of the output cannot tell an allow from a deny (both may answer 403).
       if (found.kind === "getObject" && !state.outputProbeWritten) skip('the probe object from "write to output works"');
-      return verdict(judgeDeniedProbe(found, await runDeniedProbe(clients.s3, found)));
+      return verdict(judgeDeniedProbe(found, await runDeniedProbe(await clients.s3(), found)));
     },
   }));
 
@@ -209,7 +209,7 @@ export function checkSteps(options: CheckOptions, state: CheckState, stages: Che
         // One byte is enough to prove the read; an empty object answers InvalidRange, which proves it as well.
         let result: ProbeResult & { size?: number };
         try {
-          const got = await clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-0" }));
+          const got = await (await clients.s3()).send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-0" }));
           await got.Body?.transformToByteArray();
           result = { ok: true, size: sizeFromContentRange(got.ContentRange) ?? got.ContentLength };
         } catch (error) {
@@ -225,7 +225,7 @@ export function checkSteps(options: CheckOptions, state: CheckState, stages: Che
         const key = outputProbeKey(config, identity);
         const body = `doc-processor check at ${new Date().toISOString()} as ${identity.arn}\n`;
         try {
-          await clients.s3.send(new PutObjectCommand({ Bucket: config.outputBucket, Key: key, Body: body, ContentType: "text/plain" }));
+          await (await clients.s3()).send(new PutObjectCommand({ Bucket: config.outputBucket, Key: key, Body: body, ContentType: "text/plain" }));
         } catch (err) {
           throw new Error(
             `PutObject s3://${config.outputBucket}/${key} failed (${describeAwsError(err)}).\n` +
@@ -244,8 +244,9 @@ export function checkSteps(options: CheckOptions, state: CheckState, stages: Che
         const key = `${PROBE_FOLDER}/${identity.instanceId}.txt`;
         // If-Match with an ETag no object has: if S3 authorizes the write (the role is too broad), the precondition
         // still stops it, so the probe never creates an object in the watched bucket (nor an event for it).
+        const s3 = await clients.s3();
         const result = await probe(() =>
-          clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "", ContentLength: 0, IfMatch: IMPOSSIBLE_ETAG })),
+          s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "", ContentLength: 0, IfMatch: IMPOSSIBLE_ETAG })),
         );
         return verdict(judgeSourceWrite(result, `s3://${bucket}/${key}`));
       },

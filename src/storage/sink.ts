@@ -6,7 +6,6 @@
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import type { ObjectTransport } from "../aws/transport.js";
 import type { SourceObjectInfo } from "../domain/document.js";
 
@@ -22,8 +21,8 @@ const MAX_METADATA_BYTES = 2048;
 export interface SinkTarget {
   /** Single PutObject calls (the configured transport). */
   objects: ObjectTransport;
-  /** Multipart uploads (lib-storage's Upload on the SDK client). */
-  s3: S3Client;
+  /** Multipart uploads (lib-storage's Upload on the SDK client, both loaded on first use). */
+  s3: () => Promise<S3Client>;
   bucket: string;
   /**
    * Part size of multipart uploads (streams without a length). Memory per upload is about partSize * (queueSize + 1).
@@ -160,8 +159,19 @@ async function uploadInParts(
   const piping = pipeline(body, counter).catch(() => undefined);
   const minPart = length === undefined ? 0 : Math.ceil(length / MAX_PARTS);
   const abortController = new AbortController();
+  let loaded;
+  try {
+    loaded = await Promise.all([target.s3(), import("@aws-sdk/lib-storage")]);
+    // An Upload made with an aborted controller would not notice: stop here if the signal fired while loading.
+    signal.throwIfAborted();
+  } catch (err) {
+    counter.destroy();
+    await piping;
+    throw err;
+  }
+  const [client, { Upload }] = loaded;
   const upload = new Upload({
-    client: target.s3,
+    client,
     params: { ...common, Body: counter, ...(length === undefined ? {} : { ContentLength: length }) },
     partSize: Math.max(target.partSize ?? 8 * MiB, minPart),
     queueSize: target.queueSize ?? 2,

@@ -47,8 +47,8 @@ afterEach(() => {
 
 function deps(overrides: Partial<DocumentDeps> = {}): DocumentDeps {
   return {
-    objects: sdkTransport(s3, new SQSClient({ region: "us-east-1" })).objects,
-    s3,
+    objects: sdkTransport(async () => s3, new SQSClient({ region: "us-east-1" })).objects,
+    s3: async () => s3,
     outputBucket: "output-bucket",
     outputPrefix: "processed/",
     maxObjectBytes: 1024 * 1024,

@@ -237,7 +237,7 @@ function setup(overrides: Partial<ConsumerOptions> = {}): Harness {
     Failed: [],
   }));
   const consumer = new Consumer({
-    queue: sdkTransport(new S3Client({ region: "us-east-1" }), client).queue,
+    queue: sdkTransport(async () => new S3Client({ region: "us-east-1" }), client).queue,
     queueUrl: QUEUE_URL,
     pipeline,
     parse: (body) => JSON.parse(body) as ParsedNotification,

@@ -28,7 +28,7 @@ function setup() {
     level: "debug",
     destination: { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) },
   });
-  const visibility = new Visibility({ queue: sdkTransport(new S3Client({ region: "us-east-1" }), client).queue, queueUrl: QUEUE_URL, log, emit: (e) => events.push(e) });
+  const visibility = new Visibility({ queue: sdkTransport(async () => new S3Client({ region: "us-east-1" }), client).queue, queueUrl: QUEUE_URL, log, emit: (e) => events.push(e) });
   return { visibility, events, logs };
 }
 

@@ -139,10 +139,10 @@ describe("check's steps (stages replaced, AWS mocked)", () => {
       const s3 = new S3Client(common);
       const sqs = new SQSClient(common);
       const clients = {
-        s3,
+        s3: async () => s3,
         sqs,
         sts: new STSClient(common),
-        transport: sdkTransport(s3, sqs),
+        transport: sdkTransport(async () => s3, sqs),
         destroy: () => void destroyed++,
       };
       return { queue, region: "us-east-1", clients };

@@ -86,7 +86,7 @@ describe("writeOutput", () => {
     s3Mock.on(CreateMultipartUploadCommand).resolves({ UploadId: "up-1" });
     s3Mock.on(UploadPartCommand).callsFake((input: { PartNumber: number }) => ({ ETag: `"part-${input.PartNumber}"` }));
     s3Mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"done"' });
-    target = { objects: sdkTransport(s3, new SQSClient({ region: "us-east-1" })).objects, s3, bucket: "out", partSize: 5 * MiB, queueSize: 2 };
+    target = { objects: sdkTransport(async () => s3, new SQSClient({ region: "us-east-1" })).objects, s3: async () => s3, bucket: "out", partSize: 5 * MiB, queueSize: 2 };
   });
   afterEach(() => s3Mock.restore());
 

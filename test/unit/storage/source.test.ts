@@ -48,7 +48,7 @@ describe("unquoteETag", () => {
 
 describe("openSource", () => {
   let s3: S3Client;
-  const objects = () => sdkTransport(s3, new SQSClient({ region: "us-east-1" })).objects;
+  const objects = () => sdkTransport(async () => s3, new SQSClient({ region: "us-east-1" })).objects;
   let s3Mock: ReturnType<typeof mockClient>;
   beforeEach(() => {
     s3 = testS3Client();

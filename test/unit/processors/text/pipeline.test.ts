@@ -50,7 +50,7 @@ afterAll(async () => {
 });
 
 function deps(processors: Processor[]): DocumentDeps {
-  return { objects: sdkTransport(s3, new SQSClient({ region: "us-east-1" })).objects, s3, outputBucket: "output-bucket", outputPrefix: "out/", maxObjectBytes: 1 << 30, processors, log: silentLog };
+  return { objects: sdkTransport(async () => s3, new SQSClient({ region: "us-east-1" })).objects, s3: async () => s3, outputBucket: "output-bucket", outputPrefix: "out/", maxObjectBytes: 1 << 30, processors, log: silentLog };
 }
 
 function serve(data: Buffer): void {
