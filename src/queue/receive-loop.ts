@@ -13,6 +13,8 @@ import { SQS_BATCH_MAX, handleOf, type Handle } from "./sqs-calls.js";
 
 const SYSTEM_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp"] as const;
 
+const ROOM_WAIT_OVER = Symbol("room wait over");
+
 /** Pause after the pipeline reports room but has none, so a misbehaving pipeline cannot make the loop spin. */
 const SPURIOUS_WAKE_DELAY_MS = 100;
 
@@ -89,7 +91,8 @@ async function waitForRoom(deps: ReceiveLoopDeps, poll: AbortSignal): Promise<nu
   const now = receiveSize(pipeline.freeSlots(), pipeline.idleWorkers(), batch);
   if (now > 0) return now;
   const wake = new AbortController();
-  const onAbort = (): void => wake.abort();
+  // A reason of our own: abort() without one builds a DOMException (with its stack) on every wait.
+  const onAbort = (): void => wake.abort(ROOM_WAIT_OVER);
   poll.addEventListener("abort", onAbort, { once: true });
   const timer = setTimeout(onAbort, deps.waitTimeSeconds * 1000);
   try {
