@@ -162,6 +162,21 @@ describe("SQS (AWS JSON 1.0)", () => {
     expect(server.requests).toHaveLength(4);
   });
 
+  it("spends the retry quota (the SDK's token bucket): once it is empty a 503 is no longer retried", async () => {
+    server.handle((_req, res) => json(res, 503, { __type: "ServiceUnavailable", message: "busy" }));
+    const attempts: number[] = [];
+    for (let i = 0; i < 20; i++) attempts.push((await caught(transport.queue.deleteMessage(QUEUE_URL, "x"))).$metadata.attempts);
+    expect(attempts[0]).toBe(4);
+    expect(attempts.at(-1)).toBe(1);
+    // Successes refill it.
+    server.handle((_req, res) => json(res, 200, {}));
+    for (let i = 0; i < 100; i++) await transport.queue.deleteMessage(QUEUE_URL, "x");
+    server.handle((_req, res, _b, i) => (i % 2 === 0 ? json(res, 503, { __type: "ServiceUnavailable", message: "busy" }) : json(res, 200, {})));
+    server.requests.length = 0;
+    await transport.queue.deleteMessage(QUEUE_URL, "x");
+    expect(server.requests).toHaveLength(2);
+  });
+
   it("does not retry a client error", async () => {
     server.handle((_req, res) => json(res, 400, { __type: "com.amazonaws.sqs#ReceiptHandleIsInvalid", message: "no" }, { "x-amzn-query-error": "ReceiptHandleIsInvalid;Sender" }));
     const err = await caught(transport.queue.changeVisibility(QUEUE_URL, "x", 10));
