@@ -2,8 +2,9 @@
  * SQS over the AWS JSON 1.0 protocol, the wire form the SDK uses: POST / to the SQS endpoint with
  * `Content-Type: application/x-amz-json-1.0`, `X-Amz-Target: AmazonSQS.<Operation>` and `x-amzn-query-mode: true`
  * (SQS is query-compatible: its errors carry the query code in x-amzn-query-error). ReceiveMessage's `Messages` are
- * passed through as parsed.
+ * passed through as parsed, once each body's MD5 matched its MD5OfBody (the SDK's check: a mismatch fails the call).
  */
+import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type { BatchEntry, BatchEntryFailure, Message, QueueTransport, ReceiveInput } from "../transport.js";
 import { LeanResponseError, sqsError, type LeanMetadata } from "./errors.js";
@@ -34,6 +35,18 @@ export function batchFailures(data: Record<string, unknown>): BatchEntryFailure[
     message: text(entry["Message"]),
     senderFault: entry["SenderFault"] === true,
   }));
+}
+
+/** Ids of the messages whose Body does not hash to their MD5OfBody (as @aws-sdk/client-sqs checks, a missing MD5 included). */
+export function corruptMessages(messages: readonly Message[]): string[] {
+  const bad: string[] = [];
+  for (const message of messages) {
+    const md5 = createHash("md5")
+      .update(message.Body ?? "", "utf8")
+      .digest("hex");
+    if (message.MD5OfBody !== md5) bad.push(message.MessageId ?? "(no id)");
+  }
+  return bad;
 }
 
 export class LeanQueue implements QueueTransport {
@@ -94,6 +107,10 @@ export class LeanQueue implements QueueTransport {
     if (messages === undefined) return [];
     if (!Array.isArray(messages)) {
       throw new LeanResponseError("SQS ReceiveMessage answered Messages that is not a list", { httpStatusCode: 200, attempts: 1, totalRetryDelay: 0 });
+    }
+    const bad = corruptMessages(messages as Message[]);
+    if (bad.length > 0) {
+      throw new LeanResponseError(`Invalid MD5 checksum on messages: ${bad.join(", ")}`, { httpStatusCode: 200, attempts: 1, totalRetryDelay: 0 });
     }
     return messages as Message[];
   }

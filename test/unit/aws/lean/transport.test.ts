@@ -13,6 +13,7 @@ import { json, startServer, type TestServer } from "./server.js";
 
 const CREDS = { accessKeyId: "AKIDLEAN", secretAccessKey: "secret", sessionToken: "token-1" };
 const QUEUE_URL = "http://127.0.0.1/123456789012/q";
+const md5 = (body: string): string => createHash("md5").update(body).digest("hex");
 
 let server: TestServer;
 let transport: Transport;
@@ -63,7 +64,7 @@ afterEach(async () => {
 
 describe("SQS (AWS JSON 1.0)", () => {
   it("sends ReceiveMessage in the SDK's wire form and passes Messages through", async () => {
-    const messages = [{ MessageId: "m1", ReceiptHandle: "rh1", Body: "{}", Attributes: { ApproximateReceiveCount: "1" } }];
+    const messages = [{ MessageId: "m1", ReceiptHandle: "rh1", Body: "{}", MD5OfBody: md5("{}"), Attributes: { ApproximateReceiveCount: "1" } }];
     server.handle((_req, res) => json(res, 200, { Messages: messages }));
     await expect(transport.queue.receiveMessages(receiveInput, never)).resolves.toEqual(messages);
     const [r] = server.requests;
@@ -81,6 +82,20 @@ describe("SQS (AWS JSON 1.0)", () => {
       VisibilityTimeout: 30,
       MessageSystemAttributeNames: ["ApproximateReceiveCount"],
     });
+  });
+
+  it("fails a receive whose message body does not match its MD5OfBody, as the SDK does", async () => {
+    server.handle((_req, res) =>
+      json(res, 200, {
+        Messages: [
+          { MessageId: "ok", ReceiptHandle: "a", Body: "fine", MD5OfBody: md5("fine") },
+          { MessageId: "bad", ReceiptHandle: "b", Body: "changed", MD5OfBody: md5("original") },
+        ],
+      }),
+    );
+    const err = await caught(transport.queue.receiveMessages(receiveInput, never));
+    expect(err.name).toBe("UnexpectedResponse");
+    expect(err.message).toBe("Invalid MD5 checksum on messages: bad");
   });
 
   it("answers [] for an empty long poll", async () => {
@@ -160,6 +175,21 @@ describe("SQS (AWS JSON 1.0)", () => {
     expect(err.name).toBe("ThrottlingException");
     expect(err.$metadata.attempts).toBe(4);
     expect(server.requests).toHaveLength(4);
+  });
+
+  it("spends the retry quota (the SDK's token bucket): once it is empty a 503 is no longer retried", async () => {
+    server.handle((_req, res) => json(res, 503, { __type: "ServiceUnavailable", message: "busy" }));
+    const attempts: number[] = [];
+    for (let i = 0; i < 20; i++) attempts.push((await caught(transport.queue.deleteMessage(QUEUE_URL, "x"))).$metadata.attempts);
+    expect(attempts[0]).toBe(4);
+    expect(attempts.at(-1)).toBe(1);
+    // Successes refill it.
+    server.handle((_req, res) => json(res, 200, {}));
+    for (let i = 0; i < 100; i++) await transport.queue.deleteMessage(QUEUE_URL, "x");
+    server.handle((_req, res, _b, i) => (i % 2 === 0 ? json(res, 503, { __type: "ServiceUnavailable", message: "busy" }) : json(res, 200, {})));
+    server.requests.length = 0;
+    await transport.queue.deleteMessage(QUEUE_URL, "x");
+    expect(server.requests).toHaveLength(2);
   });
 
   it("does not retry a client error", async () => {
