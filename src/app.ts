@@ -125,7 +125,12 @@ export async function runUntilStopped(configPath: string | undefined, env: Env, 
   daemon.metrics.observeInFlightMessages(() => daemon.consumer.stats().inFlight);
   endpoint?.serve(daemon.metrics.registry);
   log.info(
-    { queueUrl: config.queueUrl, concurrency: config.concurrency, processors: prepared.processors.map((p) => p.name) },
+    {
+      queueUrl: config.queueUrl,
+      concurrency: config.concurrency,
+      processors: prepared.processors.map((p) => p.name),
+      transport: prepared.clients.transport.name,
+    },
     "ready: consuming notifications",
   );
   try {

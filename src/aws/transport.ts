@@ -5,7 +5,7 @@
  * stays on the SDK clients.
  *
  * Errors are thrown in the SDK's shape so one classifier reads both (src/errors/aws.ts): `name` is the AWS error code
- * (`AccessDenied`, `NoSuchKey`, `PreconditionFailed`, `AWS.SimpleQueueService.NonExistentQueue`, ...), and
+ * (`AccessDenied`, `NoSuchKey`, `PreconditionFailed`, `QueueDoesNotExist` (the modeled name; the query code stays in `Code`), ...), and
  * `$metadata.httpStatusCode` the HTTP status when an answer came; an aborted call throws a `name: "AbortError"` error.
  */
 import type { Readable } from "node:stream";

@@ -89,7 +89,9 @@ describe("end to end inside the shipped least-privilege policy", () => {
   it("processes 20 uploads with tricky keys: every output exists, the queue and DLQ end empty, zero denials for the role", async () => {
     const { stand } = h;
     const daemon = h.startDaemon();
-    await daemon.waitForLog((l) => l.msg === "ready: consuming notifications");
+    const ready = await daemon.waitForLog((l) => l.msg === "ready: consuming notifications");
+    // The default transport: every request below is the lean transport's, signed and checked by the stand-in.
+    expect(ready["transport"]).toBe("lean");
     await upload(stand, docs);
     await waitForOutcomes(daemon, keys);
     // A clean stop sends every pending delete before exiting.
