@@ -35,6 +35,14 @@ if (values.pages !== undefined) pdfs = pdfs.map((p) => ({ ...p, pages: p.pages.s
 
 const pages = await samplePages(pdfs);
 process.stdout.write(`ocr-eval: ${pages.length} pages (${pages.map((p) => p.label).join(", ")}), 300 dpi, ${VARIANTS.length} variants\n`);
+// Every image made before the first is recognised: @napi-rs/canvas crashed this process (SIGSEGV) once when its
+// canvases were made and collected while OCR jobs were under way; made up front, they are not.
+const files = new Map<string, { file: Buffer; ext: string }[]>();
+for (const variant of VARIANTS) {
+  const made: { file: Buffer; ext: string }[] = [];
+  for (const page of pages) made.push(await variant.make(page.raster));
+  files.set(variant.name, made);
+}
 const processor = createOcrProcessor({ extractorUrl, timeoutMs: 600_000, pageTimeoutMs: 300_000 });
 
 interface Row {
@@ -56,8 +64,8 @@ try {
     let worst = { label: "", cer: -1 };
     let confidence = 0;
     const started = performance.now();
-    for (const page of pages) {
-      const { file, ext } = await variant.make(page.raster);
+    for (const [i, page] of pages.entries()) {
+      const { file, ext } = files.get(variant.name)![i]!;
       const outputs = await processor.process({
         input: bytes(file),
         source: source(`eval/${page.label}.${ext}`, file.length),
