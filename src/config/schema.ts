@@ -157,10 +157,11 @@ export const configSchema = z.strictObject({
     .describe(
       "`ocr` processor: time one document may take in the OCR process; past it the process is killed and the document gets an error record (TIMEOUT). Keep it below maxProcessingSeconds.",
     ),
+  // 280 MiB: the daemon (~100 MiB), two 32 MiB buffers and this stay under the unit's MemoryHigh (448M).
   ocrMemoryBytes: int(128 * MiB, 16 * GiB)
-    .default(256 * MiB)
+    .default(280 * MiB)
     .describe(
-      "`ocr` processor: ceiling on the OCR process's own memory (private resident set: about 75 MiB idle, 205-215 MiB for a 300-dpi page), sampled every 20 ms; past it the process is killed and the document gets an error record (MEMORY_LIMIT).",
+      "`ocr` processor: ceiling on the OCR process's own memory (private resident set: about 75 MiB idle, up to about 260 MiB for scanned PDFs of dense 300-dpi pages), sampled every 20 ms; past it the process is killed and the document gets an error record (MEMORY_LIMIT).",
     ),
 });
 

@@ -16,7 +16,11 @@ import { DEBIAN_PDFS, rescale, samplePages } from "./ocr-pages.js";
 import { T2_MICRO_BASELINE_CPU_MS_PER_HOUR } from "./steady.js";
 
 const MiB = 1024 * 1024;
-const { values } = parseArgs({ options: { pages: { type: "string", default: "3" }, json: { type: "string" } } });
+const { values } = parseArgs({
+  options: { pages: { type: "string", default: "3" }, json: { type: "string" }, "memory-mib": { type: "string" } },
+});
+// Default: the daemon's (ocrMemoryBytes); a larger one shows what a page needs when the default is too small.
+const memoryBytes = values["memory-mib"] === undefined ? undefined : Number(values["memory-mib"]) * MiB;
 
 const extractorUrl = new URL("../../dist/processors/builtin/ocr/ocr-child.js", import.meta.url);
 if (!existsSync(fileURLToPath(extractorUrl))) {
@@ -75,13 +79,25 @@ async function measure(label: string, key: string, file: Uint8Array, pages: numb
   };
   // A fresh processor: its child's start-up (the engine compiled, the language loaded) is in the figure, as it is
   // for the daemon after each page that left the child big.
-  const processor = createOcrProcessor({ extractorUrl, timeoutMs: 3_600_000, pageTimeoutMs: 600_000 });
+  const processor = createOcrProcessor({
+    extractorUrl,
+    timeoutMs: 3_600_000,
+    pageTimeoutMs: 600_000,
+    ...(memoryBytes === undefined ? {} : { memoryBytes }),
+  });
   const cpu = childrenCpuSeconds();
   const started = performance.now();
+  let failed: string | undefined;
   try {
     await processor.process({ input: bytes(file), source: source(key, file.length), signal: new AbortController().signal, log });
+  } catch (err) {
+    failed = err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err);
   } finally {
     await processor.close();
+  }
+  if (failed !== undefined) {
+    line(label, { failed });
+    return;
   }
   const seconds = (performance.now() - started) / 1000;
   const cpuSeconds = childrenCpuSeconds() - cpu;

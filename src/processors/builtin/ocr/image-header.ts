@@ -77,6 +77,28 @@ export function readImageInfo(data: Uint8Array, maxPages: number): ImageInfo {
   return info;
 }
 
+/**
+ * The size an image declares, from its first bytes only (PNG, GIF, BMP, WebP: fixed offsets in the first 30 bytes;
+ * JPEG when its frame header is among them), or undefined when they do not say. So a dimension bomb is refused
+ * before its bytes are buffered.
+ */
+export function declaredSize(head: Uint8Array): { format: ImageFormat; width: number; height: number } | undefined {
+  const format = imageFormatOf(head);
+  if (format === undefined || format === "tiff") return undefined;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  try {
+    if (format === "png") {
+      if (head.length < 24 || !ascii(head, 12, "IHDR")) return undefined;
+      return { format, width: view.getUint32(16), height: view.getUint32(20) };
+    }
+    const info = format === "jpeg" ? jpeg(head, view) : format === "webp" ? webp(head, view) : format === "bmp" ? bmp(head, view) : gif(head, view);
+    return { format, width: info.width, height: info.height };
+  } catch {
+    // Cut short or damaged: the whole image is judged once it is read.
+    return undefined;
+  }
+}
+
 /** IHDR first, then the chunks walked to IEND: a truncated PNG is refused before it is sent anywhere. */
 function png(b: Uint8Array, v: DataView): ImageInfo {
   if (b.length < 33 || !ascii(b, 12, "IHDR")) throw corrupt("png", "no IHDR chunk after the signature");

@@ -23,7 +23,7 @@ import { ExtractionHost } from "../text/host.js";
 import { Budget } from "../text/limits.js";
 import { SourceReader } from "../text/source-reader.js";
 import { countText } from "../text/stats.js";
-import { IMAGE_TYPES, imageFormatOf, readImageInfo, type ImageInfo } from "./image-header.js";
+import { declaredSize, IMAGE_TYPES, imageFormatOf, readImageInfo, type ImageFormat } from "./image-header.js";
 import { resolveLanguages, type LanguageData } from "./languages.js";
 
 export const OCR_PROCESSOR_NAME = "ocr";
@@ -59,9 +59,10 @@ export interface OcrProcessorOptions {
 
 /**
  * Sized for a t2.micro under the shipped unit (MemoryMax=512M, MemoryHigh=448M): the daemon (~100 MiB), two 32 MiB
- * buffers and an OCR process of at most 256 MiB (about 75 MiB idle; a 300-dpi letter page, 8.4 million pixels,
- * peaked at 205-215 MiB) stay under MemoryHigh. 12 million pixels takes a 12-megapixel photo of a letter. The
- * config keys ocr* (and maxBufferedBytes) set them.
+ * buffers and an OCR process of at most 280 MiB stay under MemoryHigh (444 MiB). The OCR process measured about
+ * 75 MiB idle, 197-208 MiB for a 12-megapixel JPEG and 251-259 MiB for scanned PDFs of dense 300-dpi pages
+ * (Tesseract's WebAssembly memory keeps the first page's size while the next one is rendered). 12 million pixels
+ * takes a 12-megapixel photo of a letter. The config keys ocr* (and maxBufferedBytes) set them.
  */
 export const OCR_PROCESSOR_DEFAULTS: Readonly<Omit<OcrProcessorOptions, "extractorUrl">> = {
   languages: "eng",
@@ -71,7 +72,7 @@ export const OCR_PROCESSOR_DEFAULTS: Readonly<Omit<OcrProcessorOptions, "extract
   dpi: 300,
   pageTimeoutMs: 120_000,
   timeoutMs: 600_000,
-  memoryBytes: 256 * MiB,
+  memoryBytes: 280 * MiB,
   extractorIdleTimeoutMs: 60_000,
 };
 
@@ -166,8 +167,8 @@ export function createOcrProcessor(options: Partial<OcrProcessorOptions> = {}): 
     return data;
   }
 
-  /** The limit an image's headers can be held to before it goes anywhere (its pages were counted when read). */
-  function checkImage(info: ImageInfo): void {
+  /** The limit an image's headers can be held to before it goes anywhere (its pages are counted when read). */
+  function checkImage(info: { format: ImageFormat; width: number; height: number }): void {
     const pixels = info.width * info.height;
     if (pixels > settings.maxPixels) {
       throw new PermanentDocumentError(
@@ -211,6 +212,9 @@ export function createOcrProcessor(options: Partial<OcrProcessorOptions> = {}): 
         { detectedType: type },
       );
     }
+    // From the first bytes where they say: a dimension bomb is refused before it is buffered.
+    const declared = declaredSize(head);
+    if (declared !== undefined) checkImage(declared);
     const release = await buffers.acquire(size, ctx.signal);
     let extracted: ExtractedText;
     const warnings: string[] = [];

@@ -2,7 +2,7 @@
 // codes), the render resolution under a pixel cap, language data resolution, and the protocol's page records.
 import { describe, expect, it } from "vitest";
 import { PermanentDocumentError } from "../../../../src/errors/document.js";
-import { imageFormatOf, readImageInfo } from "../../../../src/processors/builtin/ocr/image-header.js";
+import { declaredSize, imageFormatOf, readImageInfo } from "../../../../src/processors/builtin/ocr/image-header.js";
 import { resolveLanguages } from "../../../../src/processors/builtin/ocr/languages.js";
 import { renderDpi } from "../../../../src/processors/builtin/ocr/render.js";
 import { encodeFrame, FrameError } from "../../../../src/processors/builtin/text/frames.js";
@@ -39,6 +39,14 @@ describe("image headers", () => {
     const started = performance.now();
     expect(readImageInfo(pngBomb(30_000, 30_000), 50)).toMatchObject({ width: 30_000, height: 30_000 });
     expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it("reads the declared size from the first bytes alone, where they say it", async () => {
+    expect(declaredSize(pngBomb(30_000, 30_000).subarray(0, 64))).toEqual({ format: "png", width: 30_000, height: 30_000 });
+    expect(declaredSize(encodeGif(raster).subarray(0, 16))).toEqual({ format: "gif", width: 37, height: 11 });
+    expect(declaredSize((await encodeWithCanvas(raster, "jpeg")).subarray(0, 4100))).toMatchObject({ width: 37, height: 11 });
+    expect(declaredSize(encodeTiff(raster))).toBeUndefined();
+    expect(declaredSize(encodePng(raster).subarray(0, 12))).toBeUndefined();
   });
 
   it("stops walking a TIFF's directories one past the limit (TOO_MANY_PAGES)", () => {

@@ -2,6 +2,7 @@
 // text that was drawn into them, mixed PDFs keep their text layer, and hostile inputs (dimension and decompression
 // bombs, thousands of pages, truncated files, wrong magic, a page that takes too long, a page over the memory
 // ceiling) end as PermanentDocumentErrors with their codes.
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createOcrProcessor, type OcrProcessor, type OcrRecord } from "../../../../src/processors/builtin/ocr/index.js";
 import { resolveProcessors } from "../../../../src/processors/registry.js";
@@ -171,6 +172,22 @@ describe("ocr processor: hostile inputs", () => {
     expect(err.code).toBe("TOO_LARGE");
     expect(err.message).toContain("30000 x 30000");
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("refuses a dimension bomb from its first bytes, without waiting for the rest", async () => {
+    const head = pngBomb(30_000, 30_000).subarray(0, 8_192);
+    // The rest never comes: only a refusal from the head can settle this.
+    const input = new Readable({ read() {} });
+    input.push(head);
+    const err = await processor
+      .process({ input, source: source("bomb.png", 10 * MiB), signal: new AbortController().signal, log: silentLog })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(PermanentDocumentError);
+    expect((err as PermanentDocumentError).code).toBe("TOO_LARGE");
+    expect(input.destroyed).toBe(true);
   });
 
   it("refuses a TIFF of 10,000 pages (TOO_MANY_PAGES) from its directories", async () => {
