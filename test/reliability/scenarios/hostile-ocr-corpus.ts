@@ -32,6 +32,11 @@ export async function ocrWarmUpDocs(): Promise<(HostileDoc & { refused?: true })
     { name: "ordinary-photo.jpg", what: "a photographed letter (JPEG)", body: await encodeWithCanvas(crop, "jpeg") },
     { name: "ordinary-scan.png", what: "a scanned letter (PNG)", body: png },
     { name: "ordinary-truncated.png", what: "PNG cut in half (refused: CORRUPT)", body: png.subarray(0, png.length >> 1), refused: true },
+    // Each way of refusing once, as the text scenario's warm-up has its refused PDF: code that runs (and is compiled)
+    // on first use is in the steady level, not counted as growth.
+    { name: "ordinary-too-large.png", what: "a 20,000 x 20,000 PNG (refused: TOO_LARGE)", body: pngBomb(20_000, 20_000), refused: true },
+    { name: "ordinary-fax.tif", what: "a TIFF of 60 pages (refused: TOO_MANY_PAGES)", body: encodeTiff(crop, 60), refused: true },
+    { name: "ordinary-notes.png", what: "text named .png (refused: UNSUPPORTED_TYPE)", body: Buffer.from("notes\n".repeat(50)), refused: true },
     // Large but ordinary, as the text scenario's 12 MiB text: the steady level includes a large buffer and a big page.
     {
       name: "ordinary-large.png",
