@@ -25,6 +25,9 @@ export function isLoopbackAddress(host: string): boolean {
   return isIPv6(host) && new URL(`http://[${host}]/`).hostname === "[::1]";
 }
 
+/** Tesseract language codes joined by `+`, as Tesseract writes them: `eng`, `eng+deu`, `chi_sim`. */
+export const OCR_LANGUAGES_PATTERN = /^[a-z]{3}(?:_[a-z]+)?(?:\+[a-z]{3}(?:_[a-z]+)?)*$/;
+
 /** Field descriptions double as the README's configuration reference. */
 export const configSchema = z.strictObject({
   queueUrl: z
@@ -133,6 +136,38 @@ export const configSchema = z.strictObject({
     .default(256 * MiB)
     .describe(
       "`text` processor: ceiling on the extraction process's own memory (its private resident set, parsers included: about 52 MiB idle; its V8 heap is capped 64 MiB below), sampled every 20 ms; past it the process is killed and the document gets an error record (MEMORY_LIMIT). Also the most a DOCX may declare uncompressed.",
+    ),
+  // The OCR processor's keys (opt-in: `ocr` in `processor`). Its own `maxBufferedBytes` is the shared key above.
+  ocrLanguages: z
+    .string()
+    .regex(OCR_LANGUAGES_PATTERN, "must be Tesseract language codes joined by '+', such as eng or eng+deu")
+    .default("eng")
+    .describe(
+      "`ocr` processor: Tesseract languages, joined by `+` (`eng`, `eng+deu`). Each needs its data package `@tesseract.js-data/<code>` installed next to the daemon (`eng` ships with it); a missing one stops the daemon at start-up with the package to install.",
+    ),
+  ocrMaxPages: int(1, 10_000)
+    .default(50)
+    .describe(
+      "`ocr` processor: most pages recognised in one document (PDF pages without a text layer, TIFF pages). A document with more is refused before any is recognised (TOO_MANY_PAGES): one page is about 5 s of CPU.",
+    ),
+  ocrMaxPixels: int(1_000_000, 100_000_000)
+    .default(12_000_000)
+    .describe(
+      "`ocr` processor: largest image, in pixels, read from its header: a larger one is refused (TOO_LARGE) before it is decoded; a larger PDF page is rendered below 300 dpi to fit. 12 million takes a 300-dpi A4 or letter page and a 12-megapixel photo; memory grows with it (see OCR).",
+    ),
+  ocrPageTimeoutSeconds: int(1, 3_600)
+    .default(120)
+    .describe("`ocr` processor: time one page's rendering and recognition may take; past it the OCR process is killed and the document gets an error record (TIMEOUT)."),
+  ocrTimeoutSeconds: int(1, 43_200)
+    .default(600)
+    .describe(
+      "`ocr` processor: time one document may take in the OCR process; past it the process is killed and the document gets an error record (TIMEOUT). Keep it below maxProcessingSeconds.",
+    ),
+  // 280 MiB: the daemon (~100 MiB), two 32 MiB buffers and this stay under the unit's MemoryHigh (448M).
+  ocrMemoryBytes: int(128 * MiB, 16 * GiB)
+    .default(280 * MiB)
+    .describe(
+      "`ocr` processor: ceiling on the OCR process's own memory (private resident set: about 75 MiB idle, up to about 260 MiB for scanned PDFs of dense 300-dpi pages), sampled every 20 ms; past it the process is killed and the document gets an error record (MEMORY_LIMIT).",
     ),
 });
 

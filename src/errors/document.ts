@@ -50,19 +50,23 @@ export class OutputKeyTooLongError extends DocumentError {
 }
 
 /**
- * Why a document can never be processed. The built-in codes are listed; a processor may use its own (upper snake
- * case), which ends up in the error record as it is.
+ * Why a document can never be processed: the built-in processors' codes, stable strings (in error records, logs and
+ * the README's table). A processor may use its own (upper snake case), which ends up in the error record as it is.
  */
-export type DocumentErrorCode =
-  | "UNSUPPORTED_TYPE"
-  | "CORRUPT"
-  | "ENCRYPTED"
-  | "EMPTY"
-  | "TOO_LARGE"
-  | "UNSAFE_ARCHIVE"
-  | "TIMEOUT"
-  | "MEMORY_LIMIT"
-  | (string & {});
+export const BUILTIN_DOCUMENT_ERROR_CODES = [
+  "UNSUPPORTED_TYPE",
+  "CORRUPT",
+  "ENCRYPTED",
+  "EMPTY",
+  "TOO_LARGE",
+  "UNSAFE_ARCHIVE",
+  "TIMEOUT",
+  "MEMORY_LIMIT",
+  /** More pages than may be recognised (ocrMaxPages): refused before any page is. */
+  "TOO_MANY_PAGES",
+] as const;
+
+export type DocumentErrorCode = (typeof BUILTIN_DOCUMENT_ERROR_CODES)[number] | (string & {});
 
 /**
  * Thrown by a processor for a document that can never be processed as it is. Retrying cannot help, so the pipeline

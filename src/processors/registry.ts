@@ -7,12 +7,14 @@ import { pathToFileURL } from "node:url";
 import { ProcessorLoadError } from "../errors/fatal.js";
 import { errorMessage } from "../errors/message.js";
 import { createMetadataProcessor } from "./builtin/metadata.js";
+import { createOcrProcessor, type OcrProcessorOptions } from "./builtin/ocr/index.js";
 import { createTextProcessor, type TextProcessorOptions } from "./builtin/text/index.js";
 import { ERROR_RECORD_SUFFIX, type Processor } from "./types.js";
 
 /** Settings of the built-ins, from the daemon's config; each built-in falls back to its own defaults. */
 export interface BuiltinOptions {
   text?: Partial<TextProcessorOptions>;
+  ocr?: Partial<OcrProcessorOptions>;
 }
 
 /** Built-in processors by name; each call makes a fresh instance. */
@@ -20,6 +22,8 @@ export const builtinProcessors: Readonly<Record<string, (options: BuiltinOptions
   // The suffix is declared here so the static check below covers metadata too (it writes `<key>.json` only).
   metadata: () => ({ ...createMetadataProcessor(), outputSuffixes: [".json"] }),
   text: (options) => createTextProcessor(options.text),
+  // Opt-in; replaces `text` in a chain (both write <key>.txt: checkOutputSuffixes refuses the pair).
+  ocr: (options) => createOcrProcessor(options.ocr),
 };
 
 /** A module path: absolute, or relative with an explicit ./ or ../ (a bare word is a built-in name). */

@@ -26,6 +26,15 @@ export function builtinOptions(config: Config): BuiltinOptions {
       extractionTimeoutMs: config.extractionTimeoutSeconds * 1_000,
       extractionMemoryBytes: config.extractionMemoryBytes,
     },
+    ocr: {
+      languages: config.ocrLanguages,
+      maxBufferedBytes: config.maxBufferedBytes,
+      maxPages: config.ocrMaxPages,
+      maxPixels: config.ocrMaxPixels,
+      pageTimeoutMs: config.ocrPageTimeoutSeconds * 1_000,
+      timeoutMs: config.ocrTimeoutSeconds * 1_000,
+      memoryBytes: config.ocrMemoryBytes,
+    },
   };
 }
 

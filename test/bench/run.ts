@@ -64,6 +64,8 @@ const PDF_BENCH = fileURLToPath(new URL("./pdf-bench.ts", import.meta.url));
 const STREAMING_BENCH = fileURLToPath(new URL("./streaming.ts", import.meta.url));
 const SCALE_OUT_BENCH = fileURLToPath(new URL("./scale-out.ts", import.meta.url));
 const TEXT_MIX_BENCH = fileURLToPath(new URL("./text-mix.ts", import.meta.url));
+// The ocr processor's pages per CPU-second and peak RSS (skipped with --no-ocr), run after pdf-bench.ts.
+const OCR_BENCH = fileURLToPath(new URL("./ocr-bench.ts", import.meta.url));
 const SHA256_PROCESSOR = fileURLToPath(new URL("./sha256-processor.mjs", import.meta.url));
 const DOC_BYTES = 4 * 1024;
 /** The unit's Node flags (heap and young-generation limits), for every Node contender. */
@@ -77,6 +79,7 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "4" },
     out: { type: "string", default: join(REPO, "bench-results", "latest.json") },
     "no-pdf": { type: "boolean", default: false },
+    "no-ocr": { type: "boolean", default: false },
     "no-streaming": { type: "boolean", default: false },
     "no-scale-out": { type: "boolean", default: false },
     "no-text-mix": { type: "boolean", default: false },
@@ -282,6 +285,7 @@ async function main(): Promise<number> {
   say(`saved ${out}`);
   const parts: [skip: boolean, script: string, args: string[]][] = [
     [values["no-pdf"], PDF_BENCH, quick ? ["--pages", "200", "--max-mib", "4"] : []],
+    [values["no-ocr"], OCR_BENCH, quick ? ["--pages", "1"] : ["--json", join(dirname(out), "ocr.json")]],
     [quick || values["no-streaming"], STREAMING_BENCH, ["--out", join(dirname(out), "streaming.json")]],
     [quick || values["no-scale-out"], SCALE_OUT_BENCH, ["--out", join(dirname(out), "scale-out.json")]],
     [quick || values["no-text-mix"], TEXT_MIX_BENCH, ["--out", join(dirname(out), "text-mix.json")]],

@@ -4,6 +4,9 @@
 // processed; --docs N: add N generated documents. Without --once it keeps running (and keeps accepting uploads) until
 // Ctrl-C. Success: every good document has `<key>.json`, `<key>.txt` and `<key>.text.json`, every broken one (the
 // samples in BROKEN_SAMPLES) its `<key>.error.json` with the expected code, nothing failed, nothing denied.
+// --ocr: processors `metadata` and `ocr` instead: the scanned samples (a PDF of a page image, a photo of a receipt)
+// must come out as text with the words SCANNED_SAMPLES names, and `<key>.ocr.json` replaces `<key>.text.json`; the
+// samples only `text` reads (plain text, Markdown, CSV, JSON, HTML, DOCX) get UNSUPPORTED_TYPE records.
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -12,9 +15,27 @@ import { startStandIn } from "./stand-in.js";
 
 const SAMPLES = new URL("./samples/", import.meta.url);
 /** Samples the text processor must refuse, with the code of their error record; every other sample is good. */
-const BROKEN_SAMPLES: Readonly<Record<string, string>> = {
+const TEXT_BROKEN_SAMPLES: Readonly<Record<string, string>> = {
   "broken-truncated.pdf": "CORRUPT",
   "pixel.png": "UNSUPPORTED_TYPE",
+  "receipt photo.jpg": "UNSUPPORTED_TYPE",
+};
+/** The same for the ocr processor, which reads images and PDFs only. */
+const OCR_BROKEN_SAMPLES: Readonly<Record<string, string>> = {
+  "broken-truncated.pdf": "CORRUPT",
+  "data.json": "UNSUPPORTED_TYPE",
+  "letter.docx": "UNSUPPORTED_TYPE",
+  "notes+plus.md": "UNSUPPORTED_TYPE",
+  "page.html": "UNSUPPORTED_TYPE",
+  "quarterly report.txt": "UNSUPPORTED_TYPE",
+  "ünïcödé — naïve.csv": "UNSUPPORTED_TYPE",
+  // Its IDAT chunk declares 13 bytes and holds 12: the header walk finds no IEND where it should be.
+  "pixel.png": "CORRUPT",
+};
+/** With --ocr: words each scanned sample's text must contain (made by make-scanned-samples.ts). */
+const SCANNED_SAMPLES: Readonly<Record<string, readonly string[]>> = {
+  "scanned letter.pdf": ["Dear Ms Almeida", "dispatched", "Peter Lindqvist"],
+  "receipt photo.jpg": ["CORNER BAKERY", "TOTAL EUR 9.00"],
 };
 /** Outcomes that finish a document (its message is deleted). */
 const FINISHED = new Set(["done", "failed-permanently"]);
@@ -27,8 +48,11 @@ const { values } = parseArgs({
     "timeout-seconds": { type: "string" },
     "metrics-port": { type: "string" },
     quiet: { type: "boolean", default: false },
+    ocr: { type: "boolean", default: false },
   },
 });
+const BROKEN_SAMPLES = values.ocr ? OCR_BROKEN_SAMPLES : TEXT_BROKEN_SAMPLES;
+const RECORD_SUFFIX = values.ocr ? ".ocr.json" : ".text.json";
 const generated = Number(values.docs);
 if (!Number.isInteger(generated) || generated < 0) {
   console.error(`--docs takes a whole number (got ${values.docs})`);
@@ -70,7 +94,7 @@ async function main(): Promise<number> {
   const daemon = startDaemonProcess({
     config: {
       ...standIn.config,
-      processor: ["metadata", "text"],
+      processor: ["metadata", values.ocr ? "ocr" : "text"],
       concurrency: Number(values.concurrency),
       waitTimeSeconds: 2,
       drainTimeoutSeconds: 10,
@@ -156,8 +180,13 @@ async function main(): Promise<number> {
     };
     let outputs = 0;
     for (const key of good) {
-      const [metadata, text, textRecord] = [await recordOf(`${key}.json`), await read(`${key}.txt`), await recordOf(`${key}.text.json`)];
-      if (metadata?.source?.key === key && text !== undefined && textRecord?.source?.key === key) outputs++;
+      const [metadata, text, textRecord] = [await recordOf(`${key}.json`), await read(`${key}.txt`), await recordOf(`${key}${RECORD_SUFFIX}`)];
+      const expectedWords = values.ocr ? (SCANNED_SAMPLES[key.replace(/^samples\//, "")] ?? []) : [];
+      const missingWords = expectedWords.filter((w) => !(text ?? "").replace(/\s+/g, " ").includes(w));
+      if (metadata?.source?.key === key && text !== undefined && textRecord?.source?.key === key && missingWords.length === 0) {
+        outputs++;
+        if (expectedWords.length > 0) say(`  ${key}: ${JSON.stringify(text.replace(/\s+/g, " ").trim().slice(0, 120))}`);
+      } else if (missingWords.length > 0) say(`  ${key}: its text lacks ${JSON.stringify(missingWords)}: ${JSON.stringify(text)}`);
       else say(`  missing outputs for ${key}`);
     }
     let errorRecords = 0;

@@ -10,12 +10,12 @@ import { Report, scenarioLine, summaryLine, type Mode } from "./lib/report.js";
 import type { Scenario } from "./lib/scenario.js";
 import { credentials } from "./scenarios/credentials.scenario.js";
 import { faults, faultsSdk } from "./scenarios/faults.scenario.js";
-import { hostile } from "./scenarios/hostile.scenario.js";
+import { hostile, hostileOcr } from "./scenarios/hostile.scenario.js";
 import { kill9 } from "./scenarios/kill9.scenario.js";
 import { poison } from "./scenarios/poison.scenario.js";
 import { sigterm } from "./scenarios/sigterm.scenario.js";
 
-const SCENARIOS: readonly Scenario[] = [kill9, faults, faultsSdk, credentials, poison, sigterm, hostile];
+const SCENARIOS: readonly Scenario[] = [kill9, faults, faultsSdk, credentials, poison, sigterm, hostile, hostileOcr];
 /** After a scenario's budget, how long its cleanup may take before the runner gives up on it. */
 const CLEANUP_GRACE_MS = 30_000;
 

@@ -8,6 +8,8 @@
 // an idle spell), during it (peak) and after the queue is empty and the daemon has idled (settled), for the daemon's
 // own process and for its whole tree (the daemon and its extraction process, which comes and goes).
 // PASS: no restart, every document accounted for, settled RSS within 20% of steady for the daemon and for the tree.
+// `hostile-ocr` is the same run with the chain metadata + ocr and its own corpus (hostile-ocr-corpus.ts: a
+// 30,000 x 30,000 PNG, a TIFF of 10,000 pages, a PDF of 5,000 image pages, truncated images, a noise page...).
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { Upload } from "@aws-sdk/lib-storage";
@@ -22,6 +24,7 @@ import { startRig, type Rig, type Scenario, type ScenarioContext } from "../lib/
 import { Aborted, pollUntil, sleep } from "../lib/time.js";
 import { readUnitLimits, type UnitLimits } from "../lib/unit.js";
 import { hostileCorpus, type HostileDoc } from "./hostile-corpus.js";
+import { hostileOcrCorpus, ocrWarmUpDocs } from "./hostile-ocr-corpus.js";
 
 const MiB = 1024 * 1024;
 /** The daemon's maxBufferedBytes (its default), set explicitly: the near-limit documents are sized from it. */
@@ -307,6 +310,7 @@ function took(lines: readonly LogLine[] | undefined): string {
 }
 
 async function fateOf(
+  recordSuffix: string,
   rig: Rig,
   key: string,
   outputs: ReadonlySet<string>,
@@ -314,7 +318,7 @@ async function fateOf(
   dlq: DlqWatch,
   queued: ReadonlySet<string>,
 ): Promise<Fate> {
-  const hasText = outputs.has(`${key}.txt`) && outputs.has(`${key}.text.json`);
+  const hasText = outputs.has(`${key}.txt`) && outputs.has(`${key}${recordSuffix}`);
   if (outputs.has(`${key}.error.json`)) {
     const { stand } = rig.harness;
     const text = await persist(async () => {
@@ -381,253 +385,295 @@ function warmUpDocs(): (HostileDoc & { refused?: true })[] {
   ];
 }
 
-export const hostile: Scenario = {
+/** What differs between the text chain's run and the OCR chain's. */
+interface Variant {
+  name: string;
+  processors: string[];
+  /** The record written beside `<key>.txt` for a document read. */
+  recordSuffix: string;
+  budgetMs: Record<Mode, number>;
+  corpus(ctx: ScenarioContext): Promise<HostileDoc[]>;
+  warmUp(): Promise<(HostileDoc & { refused?: true })[]>;
+  /** Daemon settings of the variant's processor, per mode. */
+  config(mode: Mode): Record<string, unknown>;
+}
+
+/** The OCR processor's pixel limit (its default), which the noise page is sized to. */
+const OCR_MAX_PIXELS = 12_000_000;
+
+const TEXT_VARIANT: Variant = {
   name: "hostile",
+  processors: ["metadata", "text"],
+  recordSuffix: ".text.json",
   budgetMs: { quick: 300_000, full: 1_800_000 },
-  async run(ctx) {
-    const report = new Report();
-    const mode = ctx.mode;
-    const settings = SETTINGS[mode];
-    const unit = readUnitLimits();
-    const restartMs = settings.restartMs ?? unit.restartMs;
-
-    const generated = Date.now();
-    const corpus = hostileCorpus(ctx.rng, {
-      maxBufferedBytes: MAX_BUFFERED_BYTES,
-      extractionMemoryBytes: EXTRACTION_MEMORY_BYTES,
-      full: mode === "full",
-    });
-    const corpusBytes = corpus.reduce((sum, d) => sum + d.body.length, 0);
-    ctx.progress(`generated ${corpus.length} hostile documents (${mb(corpusBytes)}) in ${((Date.now() - generated) / 1000).toFixed(1)} s`);
-
-    const limit = createMemoryLimit({
-      limitBytes: unit.memoryMaxBytes,
-      highBytes: unit.memoryHighBytes,
-      swapMaxBytes: unit.memorySwapMaxBytes,
-      oomGroup: unit.oomPolicy === "kill",
-      only: forcedEnforcement(),
-    });
-    ctx.progress(`memory limit: ${limit.description}`);
-    let rig: Rig | undefined;
-    let supervisor: Supervisor | undefined;
-    const sampler = new RssSampler(() => limit.pids(), 50, () => supervisor?.current?.process.child.pid);
-    try {
-      rig = await startRig(
-        ctx,
-        { maxReceiveCount: settings.maxReceiveCount, visibilityTimeoutSeconds: settings.visibilitySeconds },
-        { visibilityTimeoutSeconds: settings.visibilitySeconds },
-      );
-      const { stand } = rig.harness;
-      const config = {
-        processor: ["metadata", "text"],
-        maxBufferedBytes: MAX_BUFFERED_BYTES,
-        ...(settings.extractionTimeoutSeconds === undefined ? {} : { extractionTimeoutSeconds: settings.extractionTimeoutSeconds }),
-      };
-      supervisor = new Supervisor(rig, limit, unit, config, restartMs, ctx);
-      await supervisor.start();
-      sampler.start();
-      const dlq = new DlqWatch(rig);
-
-      // Warm-up, then the steady RSS.
-      const warm = warmUpDocs().map((d) => ({ ...d, key: `warm-up/${d.name}` }));
-      for (const d of warm) await upload(stand, rig.uploader.s3, d.key, d.body);
-      await waitSettled(rig, dlq, warm.map((d) => d.key), 60_000, ctx.signal);
-      // Ordinary documents must come out as text: otherwise the daemon cannot extract at all here (a broken install,
-      // an extractor that cannot start), and every hostile document would only measure that.
-      const warmLines = documentLinesByKey(rig);
-      const expected = (d: (typeof warm)[number]): string => (d.refused === true ? "failed-permanently" : "done");
-      const broken = warm.filter((d) => !(warmLines.get(d.key) ?? []).some((l) => l["outcome"] === expected(d)));
-      if (broken.length > 0) {
-        for (const d of broken) {
-          const last = (warmLines.get(d.key) ?? []).at(-1);
-          const why = last === undefined ? "no outcome" : `${String(last["outcome"])}: ${String(last["reason"])}`;
-          report.fail(`warm-up: ${d.name} did not end ${expected(d)} (${why})`);
-        }
-        return report;
-      }
-      await sleep(settings.idleMs, ctx.signal);
-      const steady = await sampler.median(settings.measureMs, ctx.signal);
-      const steadySplit = split(steady, sampler.processes);
-      ctx.progress(`steady RSS ${mb(steady.total)} (daemon ${mbOf(steady.main)}) after the warm-up`);
-
-      // All at once.
-      supervisor.during = "all at once";
-      const atOnce = corpus.map((d) => ({ ...d, key: `hostile/at-once/${d.name}` }));
-      const atOnceWindow = sampler.window();
-      const started = Date.now();
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 4 }, async () => {
-          while (next < atOnce.length) {
-            const d = atOnce[next++]!;
-            await upload(stand, rig!.uploader.s3, d.key, d.body);
-          }
-        }),
-      );
-      const atOnceSettled = await waitSettled(rig, dlq, atOnce.map((d) => d.key), settings.atOnceMs, ctx.signal);
-      atOnceWindow.end();
-      const atOnceMs = Date.now() - started;
-      const atOnceState = atOnceSettled ? "settled" : "NOT settled";
-      ctx.progress(`all at once: ${atOnceState} in ${(atOnceMs / 1000).toFixed(1)} s, peak ${mb(atOnceWindow.peak())}`);
-      // The emulator keeps objects in this process's memory: drop the sources nothing will read again.
-      const linesSoFar = documentLinesByKey(rig);
-      for (const d of atOnce.filter((x) => isSettled(x.key, linesSoFar, dlq))) {
-        await persist(() => rig!.admin.s3.send(new DeleteObjectCommand({ Bucket: stand.config.sourceBucket, Key: d.key })));
-      }
-
-      // One after another, each alone in the daemon.
-      const inARow = corpus.map((d) => ({ ...d, key: `hostile/in-a-row/${d.name}` }));
-      const rowPeaks = new Map<string, { before: number; peak: number; ms: number; settled: boolean }>();
-      const rowStarted = Date.now();
-      const ranInARow: typeof inARow = [];
-      let rowWindowPeak = 0;
-      for (const d of inARow) {
-        const left = settings.inARowMs - (Date.now() - rowStarted);
-        if (left <= 0) {
-          report.fail(`one after another: out of time before ${d.name} (${settings.inARowMs / 1000} s for the phase)`);
-          break;
-        }
-        supervisor.during = d.name;
-        const before = sampler.sample();
-        const window = sampler.window();
-        const t0 = Date.now();
-        await upload(stand, rig.uploader.s3, d.key, d.body);
-        ranInARow.push(d);
-        const settled = await waitSettled(rig, dlq, [d.key], Math.min(settings.perDocMs, left), ctx.signal);
-        window.end();
-        rowPeaks.set(d.name, { before, peak: window.peak(), ms: Date.now() - t0, settled });
-        rowWindowPeak = Math.max(rowWindowPeak, window.peak());
-        const state = settled ? "settled" : "NOT settled";
-        ctx.progress(`in a row: ${d.name} ${state} in ${((Date.now() - t0) / 1000).toFixed(1)} s, peak ${mb(window.peak())}`);
-      }
-      supervisor.during = "settling";
-
-      // Everything still under way finishes (or reaches the DLQ); then the queue is empty and the daemon idles.
-      const allKeys = [...atOnce, ...ranInARow].map((d) => d.key);
-      const allSettled = await waitSettled(rig, dlq, allKeys, settings.settleMs, ctx.signal);
-      const queueEmpty = await pollUntil(
-        async () => {
-          const depth = await depthOf(rig!.admin.sqs, stand.queue.url);
-          return depth.visible === 0 && depth.inFlight === 0;
-        },
-        { timeoutMs: settings.settleMs, intervalMs: 500, signal: ctx.signal },
-      );
-      await sleep(settings.idleMs, ctx.signal);
-      const settled = await sampler.median(settings.measureMs, ctx.signal);
-      const settledSplit = split(settled, sampler.processes);
-      const peak = sampler.peak;
-      const chargePeak = limit.peakChargeBytes();
-      sampler.stop();
-      const stop = await supervisor.stop();
-      // Messages a killed daemon held come back after their visibility timeout: wait for them, so a document still
-      // under way shows as queued rather than lost.
-      await pollUntil(async () => (await depthOf(rig!.admin.sqs, stand.queue.url)).inFlight === 0, {
-        timeoutMs: 15_000,
-        intervalMs: 500,
-        signal: ctx.signal,
-      });
-      await dlq.poll();
-
-      // The audit: every document's fate, from the outputs, the DLQ and the logs.
-      const outputs = new Set(await listOutputKeys(stand, rig.admin.s3));
-      const queued = new Set((await takeAll(rig.admin.sqs, stand.queue.url)).flatMap((m) => keysInBody(m.Body)));
-      const lines = documentLinesByKey(rig);
-      const fates = new Map<string, Fate>();
-      for (const key of allKeys) fates.set(key, await fateOf(rig, key, outputs, lines, dlq, queued));
-      const count = (kind: Fate["kind"]): number => [...fates.values()].filter((f) => f.kind === kind).length;
-      const unaccounted = [...fates].filter(([, f]) => !f.accounted);
-
-      const restarts = supervisor.restarts;
-      const ooms = restarts.filter((r) => r.cause === "oom-kill").length;
-      const growth = (after: number | undefined, before: number | undefined): number | undefined =>
-        after === undefined || before === undefined ? undefined : after / before - 1;
-      const treeGrowth = growth(settled.total, steady.total)!;
-      const daemonGrowth = growth(settled.main, steady.main);
-      report.figure("limit", `${limit.kind}:${Math.round(unit.memoryMaxBytes / MiB)}MiB`);
-      report.figure("docs", allKeys.length);
-      report.figure("text", count("text"));
-      report.figure("errorRecords", count("error"));
-      report.figure("dlq", count("dlq") + count("dlq-unexplained"));
-      report.figure("unaccounted", unaccounted.length);
-      report.figure("restarts", `${restarts.length}(oom=${ooms},crash=${restarts.length - ooms})`);
-      report.figure("oomKills", limit.oomKills());
-      report.figure("rssSteady", `${mb(steady.total)}(daemon ${mbOf(steady.main)})`);
-      report.figure("rssPeak", mb(peak));
-      report.figure("rssSettled", `${mb(settled.total)}(${percent(treeGrowth)},daemon ${mbOf(settled.main)}(${percent(daemonGrowth)}))`);
-      if (chargePeak !== undefined && limit.kind !== "watchdog") report.figure("cgroupPeak", mb(chargePeak));
-
-      if (supervisor.failure !== undefined) report.fail(`supervising the daemon failed: ${supervisor.failure.message}`);
-      report.check(restarts.length === 0, `${restarts.length} restart(s): ${ooms} OOM kill(s), ${restarts.length - ooms} crash(es) (below)`);
-      report.check(
-        unaccounted.length === 0,
-        `${unaccounted.length} document(s) not accounted for (no text, no error record with a code, no DLQ message with a logged reason): ` +
-          unaccounted.map(([key, f]) => `${key} [${f.label}]`).slice(0, 12).join(", "),
-      );
-      report.check(
-        daemonGrowth !== undefined && daemonGrowth <= SETTLED_TOLERANCE,
-        daemonGrowth === undefined
-          ? "the daemon's own RSS could not be read before and after the corpus"
-          : `the daemon's settled RSS ${mbOf(settled.main)} is ${percent(daemonGrowth)} from the steady ${mbOf(steady.main)} ` +
-              `(at most +${SETTLED_TOLERANCE * 100}%)`,
-      );
-      report.check(
-        treeGrowth <= SETTLED_TOLERANCE,
-        `the process tree's settled RSS ${mb(settled.total)} is ${percent(treeGrowth)} from the steady ${mb(steady.total)} ` +
-          `(at most +${SETTLED_TOLERANCE * 100}%)`,
-      );
-      report.check(atOnceSettled, `all at once: not every document settled within ${settings.atOnceMs / 1000} s`);
-      report.check(allSettled, `not every document settled (final outcome or DLQ) by the end`);
-      report.check(queueEmpty, "the queue was not empty at the end");
-      const bugs = rig.fleet.brokenLines();
-      report.check(bugs.length === 0, `${bugs.length} fatal/bug log line(s), first: ${JSON.stringify(bugs[0] ?? {}).slice(0, 300)}`);
-      if (stop !== undefined) {
-        report.check(stop.code === 0 && stop.signal === null, `the last daemon exited ${stop.code ?? stop.signal} on SIGTERM, expected 0`);
-      }
-
-      report.detail(
-        `memory limit: ${limit.description}; OOMPolicy=${unit.oomPolicy}; the daemon's Node flags: ${unit.nodeFlags.join(" ")}`,
-      );
-      for (const f of limit.fallbacks) report.detail(`  (not used: ${f})`);
-      report.detail(
-        `RSS of the daemon's process tree (/proc, every 50 ms): steady ${mb(steady.total)} ${steadySplit} after ${warm.length} ordinary ` +
-          `documents (one refused, one of 12 MiB) and ${settings.idleMs / 1000} s idle; peak ${mb(atOnceWindow.peak())} all at once (${(atOnceMs / 1000).toFixed(0)} s), ` +
-          `${mb(rowWindowPeak)} one after another; settled ${mb(settled.total)} ${settledSplit} ${settings.idleMs / 1000} s after the ` +
-          "queue emptied. " +
-          (limit.kind === "watchdog"
-            ? "The watchdog compares that RSS, file pages (the node binary, libraries) included, with the limit"
-            : "RSS includes file pages (the node binary, libraries) that the kernel can reclaim and here charges to the " +
-              "runner's group, which mapped them first: RSS can pass the limit; cgroupPeak is the charge the limit counts"),
-      );
-      report.detail(
-        `corpus: ${corpus.length} documents, ${mb(corpusBytes)}, uploaded twice (all at once, then one after another); ` +
-          `maxReceiveCount ${settings.maxReceiveCount}, extractionTimeoutSeconds ${settings.extractionTimeoutSeconds ?? "default"}, ` +
-          `restart after ${restartMs / 1000} s`,
-      );
-      for (const r of restarts) report.detail(`restart: daemon #${r.daemon} ${r.cause} (${r.detail}) during ${r.during ?? "?"}`);
-      for (const during of supervisor.survivedOomKills) report.detail(`OOM kill the daemon survived (OOMPolicy=continue) during ${during ?? "?"}`);
-      report.detail(
-        "each document (its size, what it does): all at once -> its fate; alone -> its fate, RSS when it arrived -> peak while it ran",
-      );
-      for (const d of corpus) {
-        const once = fates.get(`hostile/at-once/${d.name}`)?.label ?? "not run";
-        const row = fates.get(`hostile/in-a-row/${d.name}`)?.label;
-        const p = rowPeaks.get(d.name);
-        const unsettled = p?.settled === false ? ` (unsettled after ${(p.ms / 1000).toFixed(0)} s)` : "";
-        const alone = p === undefined ? "not run" : `${row ?? "?"}, RSS ${mb(p.before)} -> ${mb(p.peak)}${unsettled}`;
-        report.detail(`  ${d.name} (${mb(d.body.length)}, ${d.what}): at once -> ${once}; alone -> ${alone}`);
-      }
-    } catch (err) {
-      if (err instanceof Aborted) throw err;
-      report.fail(`threw: ${(err as Error).stack ?? String(err)}`);
-    } finally {
-      sampler.stop();
-      try {
-        await supervisor?.stop();
-        await rig?.close();
-      } finally {
-        await limit.close();
-      }
-    }
-    return report;
+  corpus: async (ctx) =>
+    hostileCorpus(ctx.rng, { maxBufferedBytes: MAX_BUFFERED_BYTES, extractionMemoryBytes: EXTRACTION_MEMORY_BYTES, full: ctx.mode === "full" }),
+  warmUp: async () => warmUpDocs(),
+  config: (mode) => {
+    const seconds = SETTINGS[mode].extractionTimeoutSeconds;
+    return seconds === undefined ? {} : { extractionTimeoutSeconds: seconds };
   },
 };
+
+const OCR_VARIANT: Variant = {
+  name: "hostile-ocr",
+  processors: ["metadata", "ocr"],
+  recordSuffix: ".ocr.json",
+  budgetMs: { quick: 300_000, full: 1_800_000 },
+  corpus: (ctx) => hostileOcrCorpus(ctx.rng, { maxPixels: OCR_MAX_PIXELS, full: ctx.mode === "full" }),
+  warmUp: ocrWarmUpDocs,
+  // Quick mode: a page that never ends (the noise page) holds the one OCR slot 10 s, not the default 120 s.
+  config: (mode) => ({ ocrMaxPixels: OCR_MAX_PIXELS, ...(mode === "quick" ? { ocrPageTimeoutSeconds: 10, ocrTimeoutSeconds: 30 } : {}) }),
+};
+
+export const hostile: Scenario = hostileScenario(TEXT_VARIANT);
+export const hostileOcr: Scenario = hostileScenario(OCR_VARIANT);
+
+function hostileScenario(variant: Variant): Scenario {
+  return {
+    name: variant.name,
+    budgetMs: variant.budgetMs,
+    async run(ctx) {
+      const report = new Report();
+      const mode = ctx.mode;
+      const settings = SETTINGS[mode];
+      const unit = readUnitLimits();
+      const restartMs = settings.restartMs ?? unit.restartMs;
+
+      const generated = Date.now();
+      const corpus = await variant.corpus(ctx);
+      const corpusBytes = corpus.reduce((sum, d) => sum + d.body.length, 0);
+      ctx.progress(`generated ${corpus.length} hostile documents (${mb(corpusBytes)}) in ${((Date.now() - generated) / 1000).toFixed(1)} s`);
+
+      const limit = createMemoryLimit({
+        limitBytes: unit.memoryMaxBytes,
+        highBytes: unit.memoryHighBytes,
+        swapMaxBytes: unit.memorySwapMaxBytes,
+        oomGroup: unit.oomPolicy === "kill",
+        only: forcedEnforcement(),
+      });
+      ctx.progress(`memory limit: ${limit.description}`);
+      let rig: Rig | undefined;
+      let supervisor: Supervisor | undefined;
+      const sampler = new RssSampler(() => limit.pids(), 50, () => supervisor?.current?.process.child.pid);
+      try {
+        rig = await startRig(
+          ctx,
+          { maxReceiveCount: settings.maxReceiveCount, visibilityTimeoutSeconds: settings.visibilitySeconds },
+          { visibilityTimeoutSeconds: settings.visibilitySeconds },
+        );
+        const { stand } = rig.harness;
+        const config = {
+          processor: variant.processors,
+          maxBufferedBytes: MAX_BUFFERED_BYTES,
+          ...variant.config(mode),
+        };
+        supervisor = new Supervisor(rig, limit, unit, config, restartMs, ctx);
+        await supervisor.start();
+        sampler.start();
+        const dlq = new DlqWatch(rig);
+
+        // Warm-up, then the steady RSS.
+        const warm = (await variant.warmUp()).map((d) => ({ ...d, key: `warm-up/${d.name}` }));
+        for (const d of warm) await upload(stand, rig.uploader.s3, d.key, d.body);
+        await waitSettled(rig, dlq, warm.map((d) => d.key), 60_000, ctx.signal);
+        // Ordinary documents must come out as text: otherwise the daemon cannot extract at all here (a broken install,
+        // an extractor that cannot start), and every hostile document would only measure that.
+        const warmLines = documentLinesByKey(rig);
+        const expected = (d: (typeof warm)[number]): string => (d.refused === true ? "failed-permanently" : "done");
+        const broken = warm.filter((d) => !(warmLines.get(d.key) ?? []).some((l) => l["outcome"] === expected(d)));
+        if (broken.length > 0) {
+          for (const d of broken) {
+            const last = (warmLines.get(d.key) ?? []).at(-1);
+            const why = last === undefined ? "no outcome" : `${String(last["outcome"])}: ${String(last["reason"])}`;
+            report.fail(`warm-up: ${d.name} did not end ${expected(d)} (${why})`);
+          }
+          return report;
+        }
+        await sleep(settings.idleMs, ctx.signal);
+        const steady = await sampler.median(settings.measureMs, ctx.signal);
+        const steadySplit = split(steady, sampler.processes);
+        ctx.progress(`steady RSS ${mb(steady.total)} (daemon ${mbOf(steady.main)}) after the warm-up`);
+
+        // All at once.
+        supervisor.during = "all at once";
+        const atOnce = corpus.map((d) => ({ ...d, key: `hostile/at-once/${d.name}` }));
+        const atOnceWindow = sampler.window();
+        const started = Date.now();
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: 4 }, async () => {
+            while (next < atOnce.length) {
+              const d = atOnce[next++]!;
+              await upload(stand, rig!.uploader.s3, d.key, d.body);
+            }
+          }),
+        );
+        const atOnceSettled = await waitSettled(rig, dlq, atOnce.map((d) => d.key), settings.atOnceMs, ctx.signal);
+        atOnceWindow.end();
+        const atOnceMs = Date.now() - started;
+        const atOnceState = atOnceSettled ? "settled" : "NOT settled";
+        ctx.progress(`all at once: ${atOnceState} in ${(atOnceMs / 1000).toFixed(1)} s, peak ${mb(atOnceWindow.peak())}`);
+        // The emulator keeps objects in this process's memory: drop the sources nothing will read again.
+        const linesSoFar = documentLinesByKey(rig);
+        for (const d of atOnce.filter((x) => isSettled(x.key, linesSoFar, dlq))) {
+          await persist(() => rig!.admin.s3.send(new DeleteObjectCommand({ Bucket: stand.config.sourceBucket, Key: d.key })));
+        }
+
+        // One after another, each alone in the daemon.
+        const inARow = corpus.map((d) => ({ ...d, key: `hostile/in-a-row/${d.name}` }));
+        const rowPeaks = new Map<string, { before: number; peak: number; ms: number; settled: boolean }>();
+        const rowStarted = Date.now();
+        const ranInARow: typeof inARow = [];
+        let rowWindowPeak = 0;
+        for (const d of inARow) {
+          const left = settings.inARowMs - (Date.now() - rowStarted);
+          if (left <= 0) {
+            report.fail(`one after another: out of time before ${d.name} (${settings.inARowMs / 1000} s for the phase)`);
+            break;
+          }
+          supervisor.during = d.name;
+          const before = sampler.sample();
+          const window = sampler.window();
+          const t0 = Date.now();
+          await upload(stand, rig.uploader.s3, d.key, d.body);
+          ranInARow.push(d);
+          const settled = await waitSettled(rig, dlq, [d.key], Math.min(settings.perDocMs, left), ctx.signal);
+          window.end();
+          rowPeaks.set(d.name, { before, peak: window.peak(), ms: Date.now() - t0, settled });
+          rowWindowPeak = Math.max(rowWindowPeak, window.peak());
+          const state = settled ? "settled" : "NOT settled";
+          ctx.progress(`in a row: ${d.name} ${state} in ${((Date.now() - t0) / 1000).toFixed(1)} s, peak ${mb(window.peak())}`);
+        }
+        supervisor.during = "settling";
+
+        // Everything still under way finishes (or reaches the DLQ); then the queue is empty and the daemon idles.
+        const allKeys = [...atOnce, ...ranInARow].map((d) => d.key);
+        const allSettled = await waitSettled(rig, dlq, allKeys, settings.settleMs, ctx.signal);
+        const queueEmpty = await pollUntil(
+          async () => {
+            const depth = await depthOf(rig!.admin.sqs, stand.queue.url);
+            return depth.visible === 0 && depth.inFlight === 0;
+          },
+          { timeoutMs: settings.settleMs, intervalMs: 500, signal: ctx.signal },
+        );
+        await sleep(settings.idleMs, ctx.signal);
+        const settled = await sampler.median(settings.measureMs, ctx.signal);
+        const settledSplit = split(settled, sampler.processes);
+        const peak = sampler.peak;
+        const chargePeak = limit.peakChargeBytes();
+        sampler.stop();
+        const stop = await supervisor.stop();
+        // Messages a killed daemon held come back after their visibility timeout: wait for them, so a document still
+        // under way shows as queued rather than lost.
+        await pollUntil(async () => (await depthOf(rig!.admin.sqs, stand.queue.url)).inFlight === 0, {
+          timeoutMs: 15_000,
+          intervalMs: 500,
+          signal: ctx.signal,
+        });
+        await dlq.poll();
+
+        // The audit: every document's fate, from the outputs, the DLQ and the logs.
+        const outputs = new Set(await listOutputKeys(stand, rig.admin.s3));
+        const queued = new Set((await takeAll(rig.admin.sqs, stand.queue.url)).flatMap((m) => keysInBody(m.Body)));
+        const lines = documentLinesByKey(rig);
+        const fates = new Map<string, Fate>();
+        for (const key of allKeys) fates.set(key, await fateOf(variant.recordSuffix, rig, key, outputs, lines, dlq, queued));
+        const count = (kind: Fate["kind"]): number => [...fates.values()].filter((f) => f.kind === kind).length;
+        const unaccounted = [...fates].filter(([, f]) => !f.accounted);
+
+        const restarts = supervisor.restarts;
+        const ooms = restarts.filter((r) => r.cause === "oom-kill").length;
+        const growth = (after: number | undefined, before: number | undefined): number | undefined =>
+          after === undefined || before === undefined ? undefined : after / before - 1;
+        const treeGrowth = growth(settled.total, steady.total)!;
+        const daemonGrowth = growth(settled.main, steady.main);
+        report.figure("limit", `${limit.kind}:${Math.round(unit.memoryMaxBytes / MiB)}MiB`);
+        report.figure("docs", allKeys.length);
+        report.figure("text", count("text"));
+        report.figure("errorRecords", count("error"));
+        report.figure("dlq", count("dlq") + count("dlq-unexplained"));
+        report.figure("unaccounted", unaccounted.length);
+        report.figure("restarts", `${restarts.length}(oom=${ooms},crash=${restarts.length - ooms})`);
+        report.figure("oomKills", limit.oomKills());
+        report.figure("rssSteady", `${mb(steady.total)}(daemon ${mbOf(steady.main)})`);
+        report.figure("rssPeak", mb(peak));
+        report.figure("rssSettled", `${mb(settled.total)}(${percent(treeGrowth)},daemon ${mbOf(settled.main)}(${percent(daemonGrowth)}))`);
+        if (chargePeak !== undefined && limit.kind !== "watchdog") report.figure("cgroupPeak", mb(chargePeak));
+
+        if (supervisor.failure !== undefined) report.fail(`supervising the daemon failed: ${supervisor.failure.message}`);
+        report.check(restarts.length === 0, `${restarts.length} restart(s): ${ooms} OOM kill(s), ${restarts.length - ooms} crash(es) (below)`);
+        report.check(
+          unaccounted.length === 0,
+          `${unaccounted.length} document(s) not accounted for (no text, no error record with a code, no DLQ message with a logged reason): ` +
+            unaccounted.map(([key, f]) => `${key} [${f.label}]`).slice(0, 12).join(", "),
+        );
+        report.check(
+          daemonGrowth !== undefined && daemonGrowth <= SETTLED_TOLERANCE,
+          daemonGrowth === undefined
+            ? "the daemon's own RSS could not be read before and after the corpus"
+            : `the daemon's settled RSS ${mbOf(settled.main)} is ${percent(daemonGrowth)} from the steady ${mbOf(steady.main)} ` +
+                `(at most +${SETTLED_TOLERANCE * 100}%)`,
+        );
+        report.check(
+          treeGrowth <= SETTLED_TOLERANCE,
+          `the process tree's settled RSS ${mb(settled.total)} is ${percent(treeGrowth)} from the steady ${mb(steady.total)} ` +
+            `(at most +${SETTLED_TOLERANCE * 100}%)`,
+        );
+        report.check(atOnceSettled, `all at once: not every document settled within ${settings.atOnceMs / 1000} s`);
+        report.check(allSettled, `not every document settled (final outcome or DLQ) by the end`);
+        report.check(queueEmpty, "the queue was not empty at the end");
+        const bugs = rig.fleet.brokenLines();
+        report.check(bugs.length === 0, `${bugs.length} fatal/bug log line(s), first: ${JSON.stringify(bugs[0] ?? {}).slice(0, 300)}`);
+        if (stop !== undefined) {
+          report.check(stop.code === 0 && stop.signal === null, `the last daemon exited ${stop.code ?? stop.signal} on SIGTERM, expected 0`);
+        }
+
+        report.detail(
+          `memory limit: ${limit.description}; OOMPolicy=${unit.oomPolicy}; the daemon's Node flags: ${unit.nodeFlags.join(" ")}`,
+        );
+        for (const f of limit.fallbacks) report.detail(`  (not used: ${f})`);
+        report.detail(
+          `RSS of the daemon's process tree (/proc, every 50 ms): steady ${mb(steady.total)} ${steadySplit} after ${warm.length} ordinary ` +
+            `documents (one refused, one of 12 MiB) and ${settings.idleMs / 1000} s idle; peak ${mb(atOnceWindow.peak())} all at once (${(atOnceMs / 1000).toFixed(0)} s), ` +
+            `${mb(rowWindowPeak)} one after another; settled ${mb(settled.total)} ${settledSplit} ${settings.idleMs / 1000} s after the ` +
+            "queue emptied. " +
+            (limit.kind === "watchdog"
+              ? "The watchdog compares that RSS, file pages (the node binary, libraries) included, with the limit"
+              : "RSS includes file pages (the node binary, libraries) that the kernel can reclaim and here charges to the " +
+                "runner's group, which mapped them first: RSS can pass the limit; cgroupPeak is the charge the limit counts"),
+        );
+        report.detail(
+          `corpus: ${corpus.length} documents, ${mb(corpusBytes)}, uploaded twice (all at once, then one after another); ` +
+            `maxReceiveCount ${settings.maxReceiveCount}, extractionTimeoutSeconds ${settings.extractionTimeoutSeconds ?? "default"}, ` +
+            `restart after ${restartMs / 1000} s`,
+        );
+        for (const r of restarts) report.detail(`restart: daemon #${r.daemon} ${r.cause} (${r.detail}) during ${r.during ?? "?"}`);
+        for (const during of supervisor.survivedOomKills) report.detail(`OOM kill the daemon survived (OOMPolicy=continue) during ${during ?? "?"}`);
+        report.detail(
+          "each document (its size, what it does): all at once -> its fate; alone -> its fate, RSS when it arrived -> peak while it ran",
+        );
+        for (const d of corpus) {
+          const once = fates.get(`hostile/at-once/${d.name}`)?.label ?? "not run";
+          const row = fates.get(`hostile/in-a-row/${d.name}`)?.label;
+          const p = rowPeaks.get(d.name);
+          const unsettled = p?.settled === false ? ` (unsettled after ${(p.ms / 1000).toFixed(0)} s)` : "";
+          const alone = p === undefined ? "not run" : `${row ?? "?"}, RSS ${mb(p.before)} -> ${mb(p.peak)}${unsettled}`;
+          report.detail(`  ${d.name} (${mb(d.body.length)}, ${d.what}): at once -> ${once}; alone -> ${alone}`);
+        }
+      } catch (err) {
+        if (err instanceof Aborted) throw err;
+        report.fail(`threw: ${(err as Error).stack ?? String(err)}`);
+      } finally {
+        sampler.stop();
+        try {
+          await supervisor?.stop();
+          await rig?.close();
+        } finally {
+          await limit.close();
+        }
+      }
+      return report;
+    },
+  };
+}

@@ -3,7 +3,12 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { awsErrorLabel, describeAwsError } from "../../../src/errors/aws.js";
-import { DocumentError, OutcomeCode, OutputKeyTooLongError } from "../../../src/errors/document.js";
+import {
+  BUILTIN_DOCUMENT_ERROR_CODES,
+  DocumentError,
+  OutcomeCode,
+  OutputKeyTooLongError,
+} from "../../../src/errors/document.js";
 import { DocProcessorError, ErrorCode, ExitCode, exitCodeFor } from "../../../src/errors/fatal.js";
 
 describe("error taxonomies", () => {
@@ -30,6 +35,18 @@ describe("error taxonomies", () => {
     const documented = rows.map((m) => Number(m[1]));
     expect(documented.length).toBeGreaterThan(0);
     expect([...Object.values(ExitCode)].sort((a, b) => a - b)).toEqual(documented.sort((a, b) => a - b));
+  });
+});
+
+describe("document error codes", () => {
+  it("lists every built-in code, upper snake case, in the README's error-record table (TOO_MANY_PAGES included)", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    const table = readme.slice(readme.indexOf("**Error records.**"));
+    const rows = [...table.slice(0, table.indexOf("\n\n", table.indexOf("| code |"))).matchAll(/^\| `([A-Z_]+)` \|/gm)];
+    const documented = rows.map((m) => m[1]);
+    expect(BUILTIN_DOCUMENT_ERROR_CODES).toContain("TOO_MANY_PAGES");
+    for (const code of BUILTIN_DOCUMENT_ERROR_CODES) expect(code).toMatch(/^[A-Z][A-Z0-9_]{0,63}$/);
+    expect([...documented].sort()).toEqual([...BUILTIN_DOCUMENT_ERROR_CODES].sort());
   });
 });
 

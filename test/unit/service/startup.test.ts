@@ -115,8 +115,29 @@ describe("the shared stages' settings", () => {
     expect(imdsOptionsOf({ imdsTimeoutMs: 1_234, imdsMaxRetries: 7 } as Config)).toEqual({ timeoutMs: 1_234, maxRetries: 7 });
   });
 
-  it("builtinOptions: the text processor's limits from the config, seconds as milliseconds", () => {
-    const config = { maxBufferedBytes: 10, extractionTimeoutSeconds: 3, extractionMemoryBytes: 99 } as Config;
-    expect(builtinOptions(config)).toEqual({ text: { maxBufferedBytes: 10, extractionTimeoutMs: 3_000, extractionMemoryBytes: 99 } });
+  it("builtinOptions: the text and ocr processors' limits from the config, seconds as milliseconds", () => {
+    const config = {
+      maxBufferedBytes: 10,
+      extractionTimeoutSeconds: 3,
+      extractionMemoryBytes: 99,
+      ocrLanguages: "eng+deu",
+      ocrMaxPages: 7,
+      ocrMaxPixels: 1_000_000,
+      ocrPageTimeoutSeconds: 4,
+      ocrTimeoutSeconds: 5,
+      ocrMemoryBytes: 98,
+    } as Config;
+    expect(builtinOptions(config)).toEqual({
+      text: { maxBufferedBytes: 10, extractionTimeoutMs: 3_000, extractionMemoryBytes: 99 },
+      ocr: {
+        languages: "eng+deu",
+        maxBufferedBytes: 10,
+        maxPages: 7,
+        maxPixels: 1_000_000,
+        pageTimeoutMs: 4_000,
+        timeoutMs: 5_000,
+        memoryBytes: 98,
+      },
+    });
   });
 });

@@ -10,7 +10,22 @@ import type { ExtractLimits, ExtractedText } from "./extracted.js";
 import { extractHtml } from "./html.js";
 import { extractPdf } from "./pdf.js";
 
-export type ExtractionKind = "pdf" | "docx" | "html";
+/** The text child's kinds, and the OCR child's (processors/builtin/ocr): one protocol, two entries. */
+export type ExtractionKind = "pdf" | "docx" | "html" | "ocr-image" | "ocr-pdf";
+
+/** What an OCR job needs besides the document (the OCR processor's settings). */
+export interface OcrJobOptions {
+  /** Tesseract language codes with their traineddata (gzipped) files, in the order given to Tesseract. */
+  languages: { code: string; path: string }[];
+  /** PDF pages without a text layer that may be recognised; more is TOO_MANY_PAGES before any is. */
+  maxPages: number;
+  /** Largest page image, in pixels: a PDF page is rendered smaller to fit it. */
+  maxPixels: number;
+  /** Resolution PDF pages are rendered at. */
+  dpi: number;
+  /** ocr-image of a TIFF: each page's directory offset, all recognised (else the image is one page). */
+  tiffDirectories?: number[];
+}
 
 export interface ExtractionJob {
   kind: ExtractionKind;
@@ -21,6 +36,8 @@ export interface ExtractionJob {
   limits: ExtractLimits;
   /** PDF.js's log level (1: warnings, which the child collects). */
   verbosity?: number;
+  /** For ocr-image and ocr-pdf. */
+  ocr?: OcrJobOptions;
 }
 
 export interface ExtractionRequest extends ExtractionJob {
@@ -42,13 +59,20 @@ export async function runExtraction(job: ExtractionJob): Promise<ExtractedText> 
       return extractDocx(job.data, job.limits);
     case "html":
       return extractHtml(job.data, job.encoding ?? "utf-8", job.limits);
+    case "ocr-image":
+    case "ocr-pdf":
+      // Only the OCR child (processors/builtin/ocr/ocr-child.ts) loads an OCR engine.
+      throw new Error(`the text extractor does not run ${job.kind} jobs`);
   }
 }
 
-/** The reply for a request, never throwing. */
-export async function reply(request: ExtractionRequest): Promise<ExtractionReply> {
+/** The reply for a request, never throwing; `run` is the entry's own dispatcher (the OCR child has its own). */
+export async function reply(
+  request: ExtractionRequest,
+  run: (job: ExtractionJob) => Promise<ExtractedText> = runExtraction,
+): Promise<ExtractionReply> {
   try {
-    return { id: request.id, ok: true, result: await runExtraction(request) };
+    return { id: request.id, ok: true, result: await run(request) };
   } catch (err) {
     if (isPermanentDocumentError(err)) {
       const { code, message, detectedType } = err;

@@ -8,6 +8,24 @@ export interface ExtractedText {
   replacements?: number;
   /** Things worth knowing that did not stop the extraction (recovered errors, replaced bytes). */
   warnings: string[];
+  /** OCR jobs: how each page's text was obtained, in page order. */
+  pageRecords?: PageRecord[];
+  /** OCR jobs: the engine that read the pages (its own version string). */
+  engine?: string;
+}
+
+/** One page of an OCR job: from the PDF's text layer, or recognised from its image. */
+export interface PageRecord {
+  page: number;
+  source: "text-layer" | "ocr";
+  /** Tesseract's mean word confidence (0-100); null for a text-layer page. */
+  confidence: number | null;
+  words: number;
+  durationMs: number;
+  /** The image recognised, in pixels, and the resolution it was rendered at (PDF pages). */
+  width?: number;
+  height?: number;
+  dpi?: number;
 }
 
 export interface ExtractLimits {

@@ -6,7 +6,8 @@
  * - memory: the child's private resident memory (RssAnon + RssShmem: its parsers included, the node binary's shared
  *   pages not) is sampled from /proc every 20 ms, and the child is killed with SIGKILL once it is above the ceiling
  *   (MEMORY_LIMIT). Its V8 heap limit is set below the ceiling, and a heap exhausted first is MEMORY_LIMIT too;
- * - time: past `timeoutMs` the child is killed, which stops it even inside a synchronous parse (TIMEOUT);
+ * - time: past `timeoutMs` the child is killed, which stops it even inside a synchronous parse (TIMEOUT); with
+ *   `pageTimeoutMs` (OCR), also once a page takes longer than that from the child's `page` message (TIMEOUT);
  * - an abort of the caller's signal kills it too, but is not the document's fault (the caller's reason is rethrown);
  * - a child that dies, or sends anything but the expected reply, fails that document transiently (retried).
  * The child is reused between jobs (loading PDF.js takes a few hundred ms), replaced after any kill, killed once a
@@ -63,6 +64,11 @@ export interface RunOptions {
   timeoutMs: number;
   /** Recorded in the TIMEOUT and MEMORY_LIMIT errors. */
   detectedType?: DetectedType;
+  /**
+   * Time one page may take, from each `page` message of the child (OCR: one page is seconds of CPU, a document may
+   * be many pages). Unset: only `timeoutMs` applies.
+   */
+  pageTimeoutMs?: number;
 }
 
 /** A running child and what the host knows of it. */
@@ -157,7 +163,7 @@ export class ExtractionHost {
     await this.#retire(live);
   }
 
-  async #runAlone(job: ExtractionJob, { signal, timeoutMs, detectedType }: RunOptions): Promise<ExtractionRun> {
+  async #runAlone(job: ExtractionJob, { signal, timeoutMs, detectedType, pageTimeoutMs }: RunOptions): Promise<ExtractionRun> {
     signal.throwIfAborted();
     if (this.#closed) throw new Error("the extraction host is closed");
     this.#clearIdle();
@@ -181,6 +187,7 @@ export class ExtractionHost {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        clearTimeout(pageTimer);
         signal.removeEventListener("abort", onAbort);
         // At once: the next frame (`collected`) may be in the same chunk as the reply.
         if ("reply" in value) this.#idle(live, true);
@@ -200,6 +207,7 @@ export class ExtractionHost {
         const message = this.#parse(live, frame);
         if (message === undefined) return;
         if (message.type === "reply" && message.reply.id === id) settle({ reply: message.reply });
+        else if (message.type === "page" && pageTimeoutMs !== undefined) startPage(pageTimeoutMs);
         else child.fail(new Error(`the extractor sent "${message.type}" instead of the reply to job ${id}`));
       };
       child.onFailure = (err) => {
@@ -211,6 +219,16 @@ export class ExtractionHost {
         const message = `extracting the text took longer than the ${timeoutMs / 1000} s allowed for one document`;
         settle({ error: new PermanentDocumentError("TIMEOUT", message, detectedTypeOption(detectedType)) });
       }, timeoutMs);
+      let pageTimer: NodeJS.Timeout | undefined;
+      let pages = 0;
+      const startPage = (ms: number): void => {
+        clearTimeout(pageTimer);
+        pages++;
+        pageTimer = setTimeout(() => {
+          const message = `page ${pages} took longer than the ${ms / 1000} s allowed for one page`;
+          settle({ error: new PermanentDocumentError("TIMEOUT", message, detectedTypeOption(detectedType)) });
+        }, ms);
+      };
       signal.addEventListener("abort", onAbort, { once: true });
       child.maxPayloadBytes = job.limits.maxTextBytes;
       child.send(jobFrame(id, job));

@@ -9,7 +9,6 @@
  * the extraction child process under a time limit and a memory ceiling (host.ts). Documents that can never be read throw a
  * PermanentDocumentError, which the pipeline turns into `<key>.error.json`.
  */
-import { createHash, type Hash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -23,6 +22,7 @@ import type { ExtractionKind } from "./extract.js";
 import type { ExtractedText } from "./extracted.js";
 import { ExtractionHost } from "./host.js";
 import { Budget } from "./limits.js";
+import { SourceReader } from "./source-reader.js";
 import { countText, TextCounter, type TextCounts } from "./stats.js";
 
 export const TEXT_PROCESSOR_NAME = "text";
@@ -97,45 +97,6 @@ export type TextProcessor = Processor & {
 
 function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
-}
-
-/** Reads the processor's input chunk by chunk, hashing and counting what goes by. */
-class SourceReader {
-  readonly hash: Hash = createHash("sha256");
-  bytes = 0;
-  readonly #input: Readable;
-  readonly #chunks: AsyncIterator<unknown>;
-
-  constructor(input: Readable) {
-    this.#input = input;
-    this.#chunks = input[Symbol.asyncIterator]();
-  }
-
-  async next(): Promise<Buffer | undefined> {
-    const r = await this.#chunks.next();
-    if (r.done === true) return undefined;
-    const chunk = typeof r.value === "string" ? Buffer.from(r.value) : (r.value as Buffer);
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    return chunk;
-  }
-
-  /** At least `n` bytes, unless the object is shorter (`complete`: it is all there is). */
-  async head(n: number): Promise<{ bytes: Buffer; complete: boolean }> {
-    const parts: Buffer[] = [];
-    let length = 0;
-    while (length < n) {
-      const chunk = await this.next();
-      if (chunk === undefined) return { bytes: Buffer.concat(parts), complete: true };
-      parts.push(chunk);
-      length += chunk.length;
-    }
-    return { bytes: Buffer.concat(parts), complete: false };
-  }
-
-  destroy(): void {
-    if (!this.#input.destroyed) this.#input.destroy();
-  }
 }
 
 function recordOf(

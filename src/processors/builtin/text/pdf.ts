@@ -6,6 +6,7 @@
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import type { PDFDocumentLoadingTask, PDFPageProxy } from "pdfjs-dist/legacy/build/pdf.mjs";
 import type { DetectedType } from "../../../domain/document.js";
 import { PermanentDocumentError } from "../../../errors/document.js";
 import { TextBudget, WarningList, type ExtractLimits, type ExtractedText } from "./extracted.js";
@@ -19,14 +20,14 @@ function pdfjsData(): { standardFontDataUrl: string; cMapUrl: string } {
   return { standardFontDataUrl: `${join(root, "standard_fonts")}/`, cMapUrl: `${join(root, "cmaps")}/` };
 }
 
-function tooLarge(limit: number): PermanentDocumentError {
+export function tooLarge(limit: number): PermanentDocumentError {
   return new PermanentDocumentError("TOO_LARGE", `the extracted text is larger than ${limit} bytes`, {
     detectedType: PDF_TYPE,
   });
 }
 
 /** Maps PDF.js's errors: a password, a broken structure; anything else it throws on these bytes is corrupt too. */
-function classify(err: unknown): PermanentDocumentError {
+export function classify(err: unknown): PermanentDocumentError {
   if (err instanceof PermanentDocumentError) return err;
   const name = err instanceof Error ? err.name : "";
   const message = err instanceof Error ? err.message : String(err);
@@ -48,12 +49,10 @@ export interface PdfOptions {
   verbosity?: number;
 }
 
-/** `data` is handed to PDF.js, which may detach it. */
-export async function extractPdf(data: Uint8Array, limits: ExtractLimits, options: PdfOptions = {}): Promise<ExtractedText> {
+/** Opens a PDF as every extractor here does (`data` is handed to PDF.js, which may detach it). */
+export async function openPdf(data: Uint8Array, options: PdfOptions = {}): Promise<PDFDocumentLoadingTask> {
   const { getDocument } = await import("pdfjs-dist/legacy/build/pdf.mjs");
-  const warnings = new WarningList();
-  const budget = new TextBudget(limits.maxTextBytes, tooLarge);
-  const task = getDocument({
+  return getDocument({
     data,
     ...pdfjsData(),
     cMapPacked: true,
@@ -66,6 +65,23 @@ export async function extractPdf(data: Uint8Array, limits: ExtractLimits, option
     disableAutoFetch: true,
     verbosity: options.verbosity ?? 0,
   });
+}
+
+/** A page's text layer, lines as PDF.js marks them. */
+export async function pageText(page: PDFPageProxy): Promise<string> {
+  let text = "";
+  const content = await page.getTextContent();
+  for (const item of content.items) {
+    if ("str" in item) text += item.hasEOL ? `${item.str}\n` : item.str;
+  }
+  return text;
+}
+
+/** `data` is handed to PDF.js, which may detach it. */
+export async function extractPdf(data: Uint8Array, limits: ExtractLimits, options: PdfOptions = {}): Promise<ExtractedText> {
+  const warnings = new WarningList();
+  const budget = new TextBudget(limits.maxTextBytes, tooLarge);
+  const task = await openPdf(data, options);
   try {
     const doc = await task.promise;
     const pages: string[] = [];
@@ -73,10 +89,7 @@ export async function extractPdf(data: Uint8Array, limits: ExtractLimits, option
       let text = "";
       try {
         const page = await doc.getPage(n);
-        const content = await page.getTextContent();
-        for (const item of content.items) {
-          if ("str" in item) text += item.hasEOL ? `${item.str}\n` : item.str;
-        }
+        text = await pageText(page);
         page.cleanup();
       } catch (err) {
         // One bad page does not lose the others; the structure-level errors surface in getDocument above.

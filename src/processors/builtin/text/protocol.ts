@@ -3,6 +3,7 @@
  *   daemon -> child   job        {type, id, kind, encoding?, limits, verbosity?} + the document
  *                     collect    after a job that left the child big: collect your garbage
  *   child -> daemon   ready      once its parsers are loaded
+ *                     page       (OCR) a page is about to be recognised: the per-page time limit starts again
  *                     reply      {type, id, ok, ...} + the text (UTF-8) when ok
  *                     collected  the garbage is collected (the daemon reads its memory again)
  * The daemon checks every message from the child as untrusted input: a malformed one means the child is not in a
@@ -10,17 +11,23 @@
  */
 import type { DetectedType } from "../../../domain/document.js";
 import type { TextEncodingName } from "./encoding.js";
-import type { ExtractionJob, ExtractionKind, ExtractionReply, ExtractionRequest } from "./extract.js";
-import { WarningList } from "./extracted.js";
+import type { ExtractionJob, ExtractionKind, ExtractionReply, ExtractionRequest, OcrJobOptions } from "./extract.js";
+import { WarningList, type PageRecord } from "./extracted.js";
 import { encodeFrame, FrameError, type Frame } from "./frames.js";
 
 /** The file descriptor of the socket pair in the child (after stdin, stdout, stderr). */
 export const CHANNEL_FD = 3;
 
-export type ChildMessage = { type: "ready" } | { type: "collected" } | { type: "reply"; reply: ExtractionReply };
+export type ChildMessage =
+  | { type: "ready" }
+  | { type: "collected" }
+  | { type: "page" }
+  | { type: "reply"; reply: ExtractionReply };
 export type DaemonMessage = { type: "job"; request: ExtractionRequest } | { type: "collect" };
 
-const KINDS: readonly ExtractionKind[] = ["pdf", "docx", "html"];
+const KINDS: readonly ExtractionKind[] = ["pdf", "docx", "html", "ocr-image", "ocr-pdf"];
+/** More page records than this in one reply is a broken child (the OCR processor's page limits are far below). */
+const MAX_PAGE_RECORDS = 100_000;
 const ENCODINGS: readonly TextEncodingName[] = ["utf-8", "utf-16le", "utf-16be"];
 const MAX_MESSAGE_CHARS = 2_000;
 const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
@@ -28,8 +35,8 @@ const CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 // --- daemon side -----------------------------------------------------------------------------------------------
 
 export function jobFrame(id: number, job: ExtractionJob): Uint8Array[] {
-  const { kind, encoding, limits, verbosity } = job;
-  return encodeFrame({ type: "job", id, kind, encoding, limits, verbosity }, job.data);
+  const { kind, encoding, limits, verbosity, ocr } = job;
+  return encodeFrame({ type: "job", id, kind, encoding, limits, verbosity, ocr }, job.data);
 }
 
 export function collectFrame(): Uint8Array[] {
@@ -39,7 +46,7 @@ export function collectFrame(): Uint8Array[] {
 /** A message from the child, checked; throws FrameError for anything else. */
 export function parseChildFrame({ header, payload }: Frame): ChildMessage {
   const type = header["type"];
-  if ((type === "ready" || type === "collected") && payload.length === 0) return { type };
+  if ((type === "ready" || type === "collected" || type === "page") && payload.length === 0) return { type };
   if (type !== "reply") throw new FrameError(`an unexpected message from the extractor (${describe(type)})`);
   const id = header["id"];
   if (!Number.isSafeInteger(id)) throw new FrameError("a reply without an id");
@@ -57,6 +64,11 @@ function parseReply(id: number, header: Record<string, unknown>, payload: Buffer
     }
     if (pages !== undefined && !isCount(pages)) throw new FrameError("a reply with an invalid page count");
     if (replacements !== undefined && !isCount(replacements)) throw new FrameError("a reply with an invalid count");
+    const pageRecords = parsePageRecords(header["pageRecords"]);
+    const engine = header["engine"];
+    if (engine !== undefined && (typeof engine !== "string" || engine.length > 100)) {
+      throw new FrameError("a reply with an invalid engine");
+    }
     return {
       id,
       ok: true,
@@ -66,6 +78,8 @@ function parseReply(id: number, header: Record<string, unknown>, payload: Buffer
         ...(replacements === undefined ? {} : { replacements: replacements as number }),
         // Bounded here as well as in the child: what goes into a record must not depend on the child behaving.
         warnings: warnings.slice(0, WarningList.MAX + 1).map((w) => clip(w, WarningList.MAX_LENGTH)),
+        ...(pageRecords === undefined ? {} : { pageRecords }),
+        ...(engine === undefined ? {} : { engine: engine }),
       },
     };
   }
@@ -78,6 +92,41 @@ function parseReply(id: number, header: Record<string, unknown>, payload: Buffer
   if (typeof code !== "string" || !CODE.test(code)) throw new FrameError("an error reply with an invalid code");
   const detectedType = parseDetectedType(header["detectedType"]);
   return { id, ok: false, permanent: true, code, message: text, ...(detectedType === undefined ? {} : { detectedType }) };
+}
+
+/** An OCR reply's page records, each checked field by field and rebuilt (nothing else of the child's is kept). */
+function parsePageRecords(value: unknown): PageRecord[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length > MAX_PAGE_RECORDS) throw new FrameError("a reply with invalid page records");
+  return value.map((item: unknown): PageRecord => {
+    const r = item as Record<string, unknown> | null;
+    if (typeof r !== "object" || r === null) throw new FrameError("a reply with an invalid page record");
+    const { page, source, confidence, words, durationMs, width, height, dpi } = r;
+    const finite = (v: unknown, max: number): boolean => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= max;
+    const optionalCount = (v: unknown): boolean => v === undefined || isCount(v);
+    if (
+      !isCount(page) ||
+      (source !== "ocr" && source !== "text-layer") ||
+      !(confidence === null || finite(confidence, 100)) ||
+      !isCount(words) ||
+      !finite(durationMs, 1e9) ||
+      !optionalCount(width) ||
+      !optionalCount(height) ||
+      !optionalCount(dpi)
+    ) {
+      throw new FrameError("a reply with an invalid page record");
+    }
+    return {
+      page: page as number,
+      source,
+      confidence: confidence as number | null,
+      words: words as number,
+      durationMs: durationMs as number,
+      ...(width === undefined ? {} : { width: width as number }),
+      ...(height === undefined ? {} : { height: height as number }),
+      ...(dpi === undefined ? {} : { dpi: dpi as number }),
+    };
+  });
 }
 
 function parseDetectedType(value: unknown): DetectedType | undefined {
@@ -111,7 +160,7 @@ export function parseDaemonFrame(frame: Frame): DaemonMessage {
 }
 
 function parseJobFrame({ header, payload }: Frame): ExtractionRequest {
-  const { type, id, kind, encoding, limits, verbosity } = header;
+  const { type, id, kind, encoding, limits, verbosity, ocr } = header;
   if (type !== "job" || !Number.isSafeInteger(id) || !KINDS.includes(kind as ExtractionKind)) {
     throw new FrameError("neither a job nor a collect");
   }
@@ -127,15 +176,20 @@ function parseJobFrame({ header, payload }: Frame): ExtractionRequest {
     ...(encoding === undefined ? {} : { encoding: encoding as TextEncodingName }),
     limits: { maxTextBytes: l["maxTextBytes"], maxUncompressedBytes: l["maxUncompressedBytes"] },
     ...(typeof verbosity === "number" ? { verbosity } : {}),
+    // The daemon's own settings: trusted, passed on as they are.
+    ...(typeof ocr === "object" && ocr !== null ? { ocr: ocr as OcrJobOptions } : {}),
   };
 }
 
 export function replyFrame(reply: ExtractionReply): Uint8Array[] {
   if (!reply.ok) return encodeFrame({ type: "reply", ...reply });
-  const { text, pages, replacements, warnings } = reply.result;
-  return encodeFrame({ type: "reply", id: reply.id, ok: true, pages, replacements, warnings }, Buffer.from(text, "utf8"));
+  const { text, pages, replacements, warnings, pageRecords, engine } = reply.result;
+  return encodeFrame(
+    { type: "reply", id: reply.id, ok: true, pages, replacements, warnings, pageRecords, engine },
+    Buffer.from(text, "utf8"),
+  );
 }
 
-export function signalFrame(type: "ready" | "collected"): Uint8Array[] {
+export function signalFrame(type: "ready" | "collected" | "page"): Uint8Array[] {
   return encodeFrame({ type });
 }
