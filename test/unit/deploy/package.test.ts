@@ -41,7 +41,12 @@ const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
 };
 // What the daemon imports of a dependency in Node, where the package's main entry is not that (pdfjs-dist's main
 // build needs a browser's DOMMatrix; src/processors/builtin/text/pdf.ts loads the legacy build).
-const NODE_ENTRY: Record<string, string> = { "pdfjs-dist": "pdfjs-dist/legacy/build/pdf.mjs" };
+// The entry the daemon loads, where it is not the package's main: tesseract.js-core's main picks among engine builds
+// the release does not ship (package.sh keeps the one the OCR child loads).
+const NODE_ENTRY: Record<string, string> = {
+  "pdfjs-dist": "pdfjs-dist/legacy/build/pdf.mjs",
+  "tesseract.js-core": "tesseract.js-core/tesseract-core-simd-lstm.js",
+};
 
 interface Run {
   code: number;
@@ -123,6 +128,11 @@ describe("scripts/package.sh", () => {
       expect(entries).not.toContain(`package/node_modules/${dev}/`);
     }
     expect(entries.filter((e) => /^package\/(src|test)\//.test(e))).toEqual([]);
+    // One OCR engine build of tesseract.js-core's fifteen (about 44 MB): the one the OCR child loads.
+    expect(entries.filter((e) => /^package\/node_modules\/tesseract\.js-core\/tesseract-core/.test(e)).sort()).toEqual([
+      "package/node_modules/tesseract.js-core/tesseract-core-simd-lstm.js",
+      "package/node_modules/tesseract.js-core/tesseract-core-simd-lstm.wasm",
+    ]);
     // Deterministic entries: owner root, npm pack's fixed mtime.
     const [first] = execFileSync("tar", ["-tvzf", tarball, "package/package.json"]).toString().split("\n");
     expect(first).toMatch(/^-rw-r--r-- 0\/0 .* 1985-10-26 08:15 package\/package\.json$/);
