@@ -18,6 +18,8 @@ export interface SignedRequest {
   /** Node's rawHeaders: [name, value, name, value, …]. */
   rawHeaders: readonly string[];
   body: Buffer;
+  /** headerMap(rawHeaders), when the caller has it already. */
+  headers?: Map<string, string>;
 }
 
 export interface ParsedAuthorization {
@@ -148,9 +150,13 @@ export function signingKey(secretAccessKey: string, shortDate: string, region: s
   return key;
 }
 
-/** yyyymmddThhmmssZ, as the SDK's signer formats its signing date. */
+let lastLongDate: { time: number; text: string } | undefined;
+
+/** yyyymmddThhmmssZ, as the SDK's signer formats its signing date (the last one kept: requests share seconds). */
 function longDateOf(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  const time = date.getTime();
+  if (lastLongDate?.time !== time) lastLongDate = { time, text: date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "") };
+  return lastLongDate.text;
 }
 
 /**
@@ -196,7 +202,7 @@ function expectedSignature(
 
 /** Authenticates `request`; on success returns the principal's credential record and the decoded payload. */
 export async function verifySigV4(request: SignedRequest, options: VerifyOptions): Promise<VerifyResult> {
-  const headers = headerMap(request.rawHeaders);
+  const headers = request.headers ?? headerMap(request.rawHeaders);
   const parsed = parseAuthorization(headers.get("authorization"));
   if (parsed === "missing") {
     const presigned = /(^|&)X-Amz-(Credential|Signature)=/i.test(request.rawQuery);
