@@ -142,6 +142,8 @@ interface Context {
 const KNOWN_SERVICES = new Set<string>(["s3", "sqs", "sts", "ec2", "iam"]);
 const MAX_BODY = 16 * 1024 * 1024;
 const EMULATOR_BODY_LIMIT = 11 * 1024 * 1024;
+// GetObject answers up to this size are read whole and sent in one write; larger ones stream.
+const BUFFERED_GET_MAX = 256 * 1024;
 // Headers that describe the client's framing or signature; the forwarded request has its own.
 const NOT_FORWARDED = new Set([
   "authorization",
@@ -155,6 +157,12 @@ const NOT_FORWARDED = new Set([
   "connection",
   "keep-alive",
   "expect",
+  // The SDK's bookkeeping, which fauxqs never reads: fewer headers to write and parse on the hop.
+  "x-amz-date",
+  "user-agent",
+  "x-amz-user-agent",
+  "amz-sdk-invocation-id",
+  "amz-sdk-request",
 ]);
 const NOT_RETURNED = new Set(["connection", "keep-alive", "transfer-encoding", "date", "x-amz-request-id", "x-amz-id-2"]);
 // Requests that replace or remove the object under a key: one at a time per key, so a write condition evaluated here
@@ -167,6 +175,14 @@ const CONDITIONAL_WRITES = new Set(["PutObject", "CopyObject", "CompleteMultipar
 const NO_SUCH_HANDLE = new Set(["MessageNotInflight", "ReceiptHandleIsInvalid"]);
 
 const isSuccess = (status: number): boolean => status >= 200 && status < 300;
+
+let dateCache = { second: -1, text: "" };
+/** The Date header's value, formatted once per second. */
+function httpDate(): string {
+  const second = Math.floor(Date.now() / 1000);
+  if (dateCache.second !== second) dateCache = { second, text: new Date(second * 1000).toUTCString() };
+  return dateCache.text;
+}
 
 const newCounters = (): Omit<GatewayCounters, Gauges> => ({
   requests: 0,
@@ -181,16 +197,47 @@ const newCounters = (): Omit<GatewayCounters, Gauges> => ({
 
 class BodyTooLarge extends Error {}
 
-async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > limit) throw new BodyTooLarge();
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks);
+/** The request body, or BodyTooLarge past `limit` (events rather than an async iterator: this runs per request). */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("close", onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(error);
+    };
+    // A caller gone before the end: what the async iterator reported as a premature close.
+    const onClose = (): void => {
+      if (req.readableEnded) return;
+      cleanup();
+      reject(Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    // Left in place once settled: a late error must not go unhandled (the promise ignores a second outcome).
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
 }
 
 /** Without a usable Authorization header, guess the protocol from the request so the error is still native. */
@@ -264,7 +311,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   function record(entry: DecisionEntry): void {
     decisions.push(entry);
-    if (decisions.length > logLimit) decisions.splice(0, decisions.length - logLimit);
+    // shift() drops the oldest in constant time (V8 trims the array's start); splice(0, n) moved every entry, which
+    // made each request cost O(limit) once the log was full.
+    while (decisions.length > logLimit) decisions.shift();
     options.logger?.(entry);
   }
 
@@ -527,6 +576,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     const lostAnswer = fault.kind !== undefined && fault.phase === "after";
     if (op.name === "GetObject" && status >= 200 && status < 300 && !lostAnswer) {
+      const length = Number(upstreamResponse.headers["content-length"]);
+      if (length <= BUFFERED_GET_MAX) {
+        // A small object: read whole (bytes, never text) and answered in one write.
+        send(ctx, status, responseHeaders(ctx, upstreamResponse.headers), await readAll(upstreamResponse));
+        return;
+      }
       // Streamed: objects may be far larger than anything worth buffering.
       ctx.res.writeHead(status, responseHeaders(ctx, upstreamResponse.headers));
       await pipeline(upstreamResponse, ctx.res);
@@ -781,7 +836,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const requestId = newRequestId();
     const method = (req.method ?? "GET").toUpperCase();
     // Every answer carries Date: the SDK corrects its clock skew from it.
-    res.setHeader("date", new Date().toUTCString());
+    res.setHeader("date", httpDate());
     counters.requests += 1;
     const headers = headerMap(req.rawHeaders);
     const parsedAuth = parseAuthorization(headers.get("authorization"));
@@ -810,7 +865,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const rawQuery = q === -1 ? "" : rawUrl.slice(q + 1);
 
     const verified = await verifySigV4(
-      { method, rawPath, rawQuery, rawHeaders: req.rawHeaders, body },
+      { method, rawPath, rawQuery, rawHeaders: req.rawHeaders, body, headers },
       {
         lookup: (key) => identities.lookup(key),
         isExpired: (record) => identities.isExpired(record),

@@ -2,7 +2,7 @@
 // (reference/local-aws-stack.md 7.1): raw S3 path with uriEscapePath false, percent-decoded query that keeps '+',
 // only the SignedHeaders with their received values, and the payload hash taken from x-amz-content-sha256 when sent.
 // Body integrity (sha256, aws-chunked trailers, Content-MD5, x-amz-checksum-*) is checked after the signature.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { AuthFailure } from "./errors.js";
@@ -18,6 +18,8 @@ export interface SignedRequest {
   /** Node's rawHeaders: [name, value, name, value, …]. */
   rawHeaders: readonly string[];
   body: Buffer;
+  /** headerMap(rawHeaders), when the caller has it already. */
+  headers?: Map<string, string>;
 }
 
 export interface ParsedAuthorization {
@@ -111,10 +113,96 @@ const FIFTEEN_MINUTES = 15 * 60 * 1000;
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 const CHECKSUM_HEADER = /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/;
 const sha256Constructor = Hash.bind(null, "sha256");
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+// Headers the SDK's signer drops from what it is given (it sets x-amz-date itself): a client that signed one of them
+// never gets a matching signature from it, so neither does it here. "__proto__" never reaches a plain object's keys.
+const NEVER_CANONICAL = new Set(["authorization", "date", "__proto__"]);
+
+// The SDK's own canonical path and query (path normalisation, double encoding, query escaping and sorting): two
+// long-lived signers used only for createCanonicalRequest, so the request is canonicalised exactly as before. Only
+// the signing (key derivation and the two HMACs) is done here, with the derived key cached.
+class Canonicalizer extends SignatureV4 {
+  constructor(uriEscapePath: boolean) {
+    super({ service: "-", region: "-", credentials: { accessKeyId: "-", secretAccessKey: "-" }, sha256: sha256Constructor, uriEscapePath });
+  }
+
+  canonicalRequest(method: string, path: string, query: Record<string, string | string[]>, headers: Record<string, string>, payloadHash: string): string {
+    return this.createCanonicalRequest({ method, protocol: "http:", hostname: "", path, query, headers: {} }, headers, payloadHash);
+  }
+}
+const canonicalizers = { escaped: new Canonicalizer(true), raw: new Canonicalizer(false) };
+
+const SIGNING_KEY_CACHE_MAX = 256;
+// Derived keys by secret, date, region and service: the key depends on nothing else, so a cached one is the one the
+// chain of four HMACs would give (a rotated or re-issued credential has another secret, hence another entry).
+const signingKeys = new Map<string, Buffer>();
+
+/** kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request"), cached. */
+export function signingKey(secretAccessKey: string, shortDate: string, region: string, service: string): Buffer {
+  const cacheKey = `${shortDate}\n${region}\n${service}\n${secretAccessKey}`;
+  let key = signingKeys.get(cacheKey);
+  if (key === undefined) {
+    key = createHmac("sha256", `AWS4${secretAccessKey}`).update(shortDate).digest();
+    for (const part of [region, service, "aws4_request"]) key = createHmac("sha256", key).update(part).digest();
+    if (signingKeys.size >= SIGNING_KEY_CACHE_MAX) signingKeys.delete(signingKeys.keys().next().value!);
+    signingKeys.set(cacheKey, key);
+  }
+  return key;
+}
+
+let lastLongDate: { time: number; text: string } | undefined;
+
+/** yyyymmddThhmmssZ, as the SDK's signer formats its signing date (the last one kept: requests share seconds). */
+function longDateOf(date: Date): string {
+  const time = date.getTime();
+  if (lastLongDate?.time !== time) lastLongDate = { time, text: date.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "") };
+  return lastLongDate.text;
+}
+
+/**
+ * The signature the SDK's SignatureV4 would compute for `request` with the caller's secret (what the gateway used to
+ * call per request), or undefined when its SignedHeaders could not come out as the client sent them (not sorted,
+ * repeated, or naming a header the SDK's signer drops).
+ */
+function expectedSignature(
+  request: SignedRequest,
+  auth: ParsedAuthorization,
+  credential: CredentialRecord,
+  signedHeaderValues: Record<string, string>,
+  payloadMode: string | undefined,
+  signingDate: Date,
+): string | undefined {
+  const names = auth.signedHeaders;
+  for (let i = 0; i < names.length; i++) {
+    if (NEVER_CANONICAL.has(names[i]!) || (i > 0 && !(names[i - 1]! < names[i]!))) return undefined;
+  }
+  const longDate = longDateOf(signingDate);
+  const shortDate = longDate.slice(0, 8);
+  const canonicalHeaders: Record<string, string> = {};
+  for (const name of names) {
+    // The signer puts its own x-amz-date: the signing date, formatted (a signed token was checked equal to the session's).
+    const value = name === "x-amz-date" ? longDate : signedHeaderValues[name]!;
+    canonicalHeaders[name] = value.replace(/[\r\n]/g, " ").replace(/[ \t]+/g, " ").replace(/^ | $/g, "");
+  }
+  // With x-amz-content-sha256 signed, its value; otherwise the body's hash (none when the header came unsigned).
+  const payloadHash =
+    signedHeaderValues["x-amz-content-sha256"] ??
+    (payloadMode === undefined ? createHash("sha256").update(request.body).digest("hex") : EMPTY_SHA256);
+  const canonicalRequest = (auth.service === "s3" ? canonicalizers.raw : canonicalizers.escaped).canonicalRequest(
+    request.method,
+    request.rawPath,
+    parseQuery(request.rawQuery),
+    canonicalHeaders,
+    payloadHash,
+  );
+  const scope = `${shortDate}/${auth.region}/${auth.service}/aws4_request`;
+  const stringToSign = `AWS4-HMAC-SHA256\n${longDate}\n${scope}\n${createHash("sha256").update(canonicalRequest).digest("hex")}`;
+  return createHmac("sha256", signingKey(credential.secretAccessKey, shortDate, auth.region, auth.service)).update(stringToSign).digest("hex");
+}
 
 /** Authenticates `request`; on success returns the principal's credential record and the decoded payload. */
 export async function verifySigV4(request: SignedRequest, options: VerifyOptions): Promise<VerifyResult> {
-  const headers = headerMap(request.rawHeaders);
+  const headers = request.headers ?? headerMap(request.rawHeaders);
   const parsed = parseAuthorization(headers.get("authorization"));
   if (parsed === "missing") {
     const presigned = /(^|&)X-Amz-(Credential|Signature)=/i.test(request.rawQuery);
@@ -167,37 +255,8 @@ export async function verifySigV4(request: SignedRequest, options: VerifyOptions
     if (value === undefined) return fail({ kind: "signature" }, credential);
     signedHeaderValues[name] = value;
   }
-  const signer = new SignatureV4({
-    service: auth.service,
-    region: auth.region,
-    credentials: {
-      accessKeyId: credential.accessKeyId,
-      secretAccessKey: credential.secretAccessKey,
-      // The signer adds x-amz-security-token itself when given a token: only when the client signed it.
-      ...(auth.signedHeaders.includes("x-amz-security-token") && { sessionToken: credential.sessionToken }),
-    },
-    sha256: sha256Constructor,
-    uriEscapePath: auth.service !== "s3",
-    applyChecksum: false,
-  });
-  const signed = await signer.sign(
-    {
-      method: request.method,
-      protocol: "http:",
-      hostname: signedHeaderValues["host"]!.split(":")[0]!,
-      path: request.rawPath,
-      query: parseQuery(request.rawQuery),
-      headers: signedHeaderValues,
-      // With x-amz-content-sha256 the signer uses the header's value; without it (SQS JSON, STS) it hashes the body.
-      body: payloadMode === undefined ? request.body : undefined,
-    },
-    { signingDate, signableHeaders: new Set(auth.signedHeaders) },
-  );
-  const expected = /SignedHeaders=([^,]+), Signature=([0-9a-f]{64})/.exec(String(signed.headers["authorization"]));
-  const same =
-    expected !== null &&
-    expected[1] === auth.signedHeaders.join(";") &&
-    timingSafeEqual(Buffer.from(expected[2]!, "hex"), Buffer.from(auth.signature, "hex"));
+  const expected = expectedSignature(request, auth, credential, signedHeaderValues, payloadMode, signingDate);
+  const same = expected !== undefined && timingSafeEqual(Buffer.from(expected, "hex"), Buffer.from(auth.signature, "hex"));
   if (!same) return fail({ kind: "signature" }, credential);
 
   const payload = checkPayload(auth.service, payloadMode, headers, request.body);

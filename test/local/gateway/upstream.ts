@@ -31,10 +31,37 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(chunks);
+/** The whole of `stream` (events rather than an async iterator: this runs for every upstream answer). */
+export function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const readable = stream as NodeJS.ReadableStream & { readableEnded?: boolean; destroyed?: boolean };
+  if (readable.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const cleanup = (): void => {
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      stream.off("close", onClose);
+    };
+    const onData = (chunk: Buffer | string): void => void chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(error);
+    };
+    const onClose = (): void => {
+      if (readable.readableEnded) return;
+      cleanup();
+      reject(Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" }));
+    };
+    stream.on("data", onData);
+    stream.on("end", onEnd);
+    // Left in place once settled: a late error must not go unhandled (the promise ignores a second outcome).
+    stream.on("error", onError);
+    stream.on("close", onClose);
+  });
 }
 
 export async function startUpstream(options: { region: string }): Promise<Upstream> {
