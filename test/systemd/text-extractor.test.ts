@@ -2,11 +2,13 @@
 // boots it): the unit's sandbox (syscall filter, no new privileges, private users, ProtectProc) lets the daemon start
 // it, it runs with the settings the host gives it (oom_score_adj 1000, one allocator setting for environment), a
 // Flate bomb is refused at the ceiling without restarting the daemon, and `systemctl stop` leaves nothing to kill.
+// Then the same for the OCR processor's child (its own process, same sandbox): an image's words come out.
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flateBombPdf, makePdf } from "../fixtures/documents/build.js";
+import { cropToInk, encodePng, textPage } from "../fixtures/documents/images.js";
 import { assertDaemonBuilt, upload } from "../integration/helpers/daemon-harness.js";
 import { startStandIn, type StandIn } from "../local/stand-in.js";
 import { bootContainer, ensureRootfs, eventually, requireContainerHost, type Container } from "./container.js";
@@ -36,9 +38,9 @@ async function output(key: string): Promise<string | undefined> {
   }
 }
 
-/** The daemon's extraction children (by their command line and parent). */
-async function extractors(mainPid: string): Promise<string[]> {
-  const found = await container.run(["sh", "-c", "grep -l extract-child.js /proc/[0-9]*/cmdline 2>/dev/null"]);
+/** The daemon's extraction children (by their command line and parent): the text extractor's, or the OCR one's. */
+async function extractors(mainPid: string, entry = "extract-child.js"): Promise<string[]> {
+  const found = await container.run(["sh", "-c", `grep -l ${entry} /proc/[0-9]*/cmdline 2>/dev/null`]);
   const pids = found.stdout.split("\n").map((l) => /^\/proc\/(\d+)\//.exec(l)?.[1]).filter((p) => p !== undefined);
   const children: string[] = [];
   for (const pid of pids) {
@@ -65,8 +67,7 @@ beforeAll(async () => {
   await container.check(["install", "-d", "-m", "0750", "-o", "root", "-g", "doc-processor", "/etc/doc-processor"]);
   await container.check(["install", "-m", "0644", `${RELEASE}/systemd/doc-processor.service`, `/etc/systemd/system/${UNIT}`]);
   stand = await startStandIn();
-  const config = { ...stand.config, waitTimeSeconds: 2, imdsTimeoutMs: 1_000, imdsMaxRetries: 1, processor: ["metadata", "text"] };
-  await container.writeFile("/etc/doc-processor/config.json", `${JSON.stringify(config, null, 2)}\n`, "root:doc-processor", "0640");
+  await writeConfig(["metadata", "text"]);
   const lines = Object.entries(stand.env).map(([k, v]) => `Environment="${k}=${v}"`);
   await container.writeFile(
     "/etc/systemd/system/doc-processor.service.d/local.conf",
@@ -76,6 +77,11 @@ beforeAll(async () => {
   );
   await container.check(["systemctl", "daemon-reload"]);
 }, 20 * 60_000);
+
+async function writeConfig(processor: string[]): Promise<void> {
+  const config = { ...stand.config, waitTimeSeconds: 2, imdsTimeoutMs: 1_000, imdsMaxRetries: 1, processor };
+  await container.writeFile("/etc/doc-processor/config.json", `${JSON.stringify(config, null, 2)}\n`, "root:doc-processor", "0640");
+}
 
 afterAll(async () => {
   await stand?.close();
@@ -116,5 +122,31 @@ describe("the text processor's extractor under doc-processor.service", () => {
     // The daemon killed its extractor as it exited: systemd found nothing left to kill.
     const journal = await container.check(["journalctl", `--unit=${UNIT}`, `--after-cursor=${cursor}`, "--output=cat", "--no-pager"]);
     expect(journal, `main ${mainPid}, extractor ${child}`).not.toMatch(/Killing process|left-over process/);
+  });
+
+  it("runs OCR in its own sandboxed child under the unit: an image's words come out, and the child leaves with the daemon", { timeout: 240_000 }, async () => {
+    await writeConfig(["metadata", "ocr"]);
+    const start = await container.run(["systemctl", "--no-pager", "start", UNIT], { timeoutMs: 90_000 });
+    expect(start.code, start.stderr).toBe(0);
+    const { MainPID: mainPid } = await show("MainPID");
+
+    const image = encodePng(cropToInk(await textPage(["Recognised under systemd"])));
+    await upload(stand, [{ key: "y/scan.png", body: image }]);
+    const text = await eventually("the image's text", () => output("y/scan.png.txt"), { timeoutMs: 180_000 });
+    expect(text).toContain("Recognised under systemd");
+    const record = JSON.parse((await output("y/scan.png.ocr.json")) ?? "{}") as { pages?: number; ocrPages?: number };
+    expect(record).toMatchObject({ pages: 1, ocrPages: 1 });
+
+    const [child] = await extractors(mainPid!, "ocr-child.js");
+    expect(child, "an idle OCR process in the unit's cgroup").toBeDefined();
+    expect((await container.check(["cat", `/proc/${child}/oom_score_adj`])).trim()).toBe("1000");
+    const status = await container.check(["cat", `/proc/${child}/status`]);
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+    expect(status).toMatch(/^Seccomp:\s+2$/m);
+    expect(await show("NRestarts")).toEqual({ NRestarts: "0" });
+
+    const stop = await container.run(["systemctl", "--no-pager", "stop", UNIT], { timeoutMs: 90_000 });
+    expect(stop.code, stop.stderr).toBe(0);
+    expect((await container.run(["test", "-d", `/proc/${child}`])).code).not.toBe(0);
   });
 });
