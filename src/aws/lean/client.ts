@@ -307,8 +307,10 @@ export class LeanClient {
     if (target.port !== undefined) toSign.port = target.port;
     let signed: HttpRequest;
     try {
-      signed = await this.signer(request.service.name).sign(toSign, { signingDate: new Date(this.now()) });
+      // Raced: a slow credentials refresh (IMDS) must not hold an aborted call (a shutdown) until it resolves.
+      signed = await raceAbort(this.signer(request.service.name).sign(toSign, { signingDate: new Date(this.now()) }), signal);
     } catch (err) {
+      if (err instanceof LeanAbortError) throw err;
       // The credentials provider's failure, unchanged: the daemon classifies it.
       if (typeof err === "object" && err !== null) (err as Record<symbol, unknown>)[NO_RETRY] = true;
       throw err;
