@@ -230,6 +230,9 @@ export class LeanClient {
             httpStatusCode: exchange.status,
           });
         }
+        // A 2xx that came before the request body was all sent: node keeps the socket until the body ends, which a
+        // stream body whose reader has stopped never does, and the pool would lose that socket for good.
+        if (!exchange.request.writableFinished) exchange.request.destroy();
         return { status: exchange.status, headers: exchange.headers, body };
       } finally {
         exchange.release();

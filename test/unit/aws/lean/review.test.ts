@@ -2,6 +2,8 @@
 // credentials provider is slow, malformed SQS answers, an empty key, redirects, early destroys.
 import { createHash } from "node:crypto";
 import { getEventListeners } from "node:events";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createLeanTransport, type LeanTransportOptions } from "../../../../src/aws/lean/index.js";
@@ -172,5 +174,72 @@ describe("S3 keys", () => {
       transport.objects.putObject({ bucket: "b", key: "k", body: source, contentLength: 10, contentType: "text/plain", metadata: {} }, new AbortController().signal),
     );
     expect(err.message).toContain("processor failed");
+  });
+});
+
+describe("abort at more stages", () => {
+  it("aborting mid-upload rejects with AbortError, leaves no listener and no unhandled error", async () => {
+    server.handle(() => undefined);
+    const controller = new AbortController();
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(1000));
+    const put = transport.objects.putObject(
+      { bucket: "b", key: "k", body: source, contentLength: 100_000, contentType: "text/plain", metadata: {} },
+      controller.signal,
+    );
+    setTimeout(() => controller.abort(), 50);
+    const err = await caught(put);
+    expect(err.name).toBe("AbortError");
+    await new Promise((r) => setTimeout(r, 20));
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+    source.destroy();
+  });
+
+  it("aborting during the retry backoff rejects at once and leaves no listener", async () => {
+    server.handle((_req, res) => json(res, 503, { __type: "ServiceUnavailable" }, { "retry-after": "3" }));
+    make({ random: () => 0.999 });
+    const controller = new AbortController();
+    const call = transport.queue.receiveMessages(receiveInput, controller.signal);
+    setTimeout(() => controller.abort(), 100);
+    const started = Date.now();
+    const err = await caught(call);
+    expect(err.name).toBe("AbortError");
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+  });
+
+});
+
+describe("an answer before the request body was sent", () => {
+  it("does not leave the socket stuck: a 200 to an unfinished stream PUT frees the pool", async () => {
+    const early = createServer((req, res) => {
+      // Answers as soon as the headers arrive, never reading the body.
+      if (req.method === "PUT") {
+        res.writeHead(200, { "content-length": "0" });
+        res.end();
+        return;
+      }
+      req.resume();
+      req.on("end", () => json(res, 200, {}));
+    });
+    await new Promise<void>((r) => early.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(early.address() as AddressInfo).port}`;
+    try {
+      make({ s3Endpoint: url, sqsEndpoint: url, maxSockets: 1, requestTimeoutMs: 60_000 });
+      const source = new Readable({ read() {} });
+      source.push(Buffer.alloc(1000));
+      await transport.objects
+        .putObject({ bucket: "b", key: "k", body: source, contentLength: 100_000, contentType: "text/plain", metadata: {} }, new AbortController().signal)
+        .catch(() => undefined);
+      // What the sink does with a body that did not end.
+      source.destroy();
+      const next = transport.queue.receiveMessages(receiveInput, new AbortController().signal);
+      const outcome = await Promise.race([next.then(() => "answered"), new Promise((r) => setTimeout(() => r("stuck in the pool"), 1_500))]);
+      expect(outcome).toBe("answered");
+    } finally {
+      transport.destroy();
+      early.closeAllConnections();
+      await new Promise((r) => early.close(r));
+    }
   });
 });
