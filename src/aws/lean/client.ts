@@ -333,6 +333,9 @@ export class LeanClient {
       });
       let settled = false;
       let attached: { destroy(error?: Error): void } | undefined;
+      // A failure after the 2xx was handed over but before its body was attached (a parse error on bytes after the
+      // answer): node dumps the unread body then, so the body attached later must fail with it, not wait or end empty.
+      let lateError: Error | undefined;
       let connectTimer: NodeJS.Timeout | undefined;
       let source: Readable | undefined;
       const fail = (error: Error): void => {
@@ -342,6 +345,7 @@ export class LeanClient {
           if (source.readableDidRead) (error as unknown as Record<symbol, unknown>)[NO_RETRY] = true;
         }
         if (attached !== undefined) attached.destroy(error);
+        else if (settled) lateError ??= error;
         req.destroy(error);
         if (!settled) {
           settled = true;
@@ -391,6 +395,7 @@ export class LeanClient {
             release: cleanup,
             attach: (body) => {
               attached = body;
+              if (lateError !== undefined) body.destroy(lateError);
             },
           });
           return;
@@ -426,6 +431,11 @@ export class LeanClient {
    */
   private readBody(res: IncomingMessage, limit: number, signal?: AbortSignal, truncate = false): Promise<Buffer | undefined> {
     return new Promise<Buffer | undefined>((resolve, reject) => {
+      if (res.destroyed || res.readableEnded) {
+        // Already consumed or destroyed (node dumps a body whose request failed): its bytes are gone.
+        reject(res.errored ?? Object.assign(new Error("The answer's body was lost before it was read"), { code: "ECONNRESET" }));
+        return;
+      }
       const chunks: Buffer[] = [];
       let length = 0;
       let done = false;

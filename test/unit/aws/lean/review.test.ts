@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { getEventListeners } from "node:events";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createLeanTransport, type LeanTransportOptions } from "../../../../src/aws/lean/index.js";
@@ -240,6 +240,66 @@ describe("an answer before the request body was sent", () => {
       transport.destroy();
       early.closeAllConnections();
       await new Promise((r) => early.close(r));
+    }
+  });
+});
+
+/** A raw TCP server answering each request (headers only, bodies ignored) with `answer`'s bytes. */
+async function rawServer(answer: string): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const srv = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on("data", (d: Buffer) => {
+      if (d.includes("\r\n\r\n")) socket.write(answer);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const socket of sockets) socket.destroy();
+        srv.close(() => r());
+      }),
+  };
+}
+
+const within = <T>(promise: Promise<T>, ms: number): Promise<T | "hung"> =>
+  Promise.race([promise, new Promise<"hung">((r) => setTimeout(() => r("hung"), ms))]);
+
+describe("bytes after a complete 2xx answer (a parse error once the headers were handed over)", () => {
+  it("a buffered call settles instead of waiting forever for a body node already dumped", async () => {
+    const raw = await rawServer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}garbage");
+    try {
+      make({ sqsEndpoint: raw.url, maxAttempts: 1 });
+      const outcome = await within(
+        transport.queue.receiveMessages(receiveInput, new AbortController().signal).then(
+          () => "resolved",
+          (e: Error) => e.name,
+        ),
+        1_500,
+      );
+      expect(outcome).not.toBe("hung");
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it("a streamed body fails rather than ending empty as if the object had no bytes", async () => {
+    const raw = await rawServer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\ngarbage");
+    try {
+      make({ s3Endpoint: raw.url, maxAttempts: 1 });
+      const read = async (): Promise<string> => {
+        const out = await transport.objects.getObject({ bucket: "b", key: "k" }, new AbortController().signal);
+        let text = "";
+        for await (const c of out.body) text += String(c);
+        return text;
+      };
+      const outcome = await within(read().catch((e: Error) => `failed: ${e.name}`), 1_500);
+      expect(outcome).not.toBe("");
+      expect(outcome).not.toBe("hung");
+    } finally {
+      await raw.close();
     }
   });
 });
