@@ -230,6 +230,9 @@ export class LeanClient {
             httpStatusCode: exchange.status,
           });
         }
+        // A 2xx that came before the request body was all sent: node keeps the socket until the body ends, which a
+        // stream body whose reader has stopped never does, and the pool would lose that socket for good.
+        if (!exchange.request.writableFinished) exchange.request.destroy();
         return { status: exchange.status, headers: exchange.headers, body };
       } finally {
         exchange.release();
@@ -307,8 +310,10 @@ export class LeanClient {
     if (target.port !== undefined) toSign.port = target.port;
     let signed: HttpRequest;
     try {
-      signed = await this.signer(request.service.name).sign(toSign, { signingDate: new Date(this.now()) });
+      // Raced: a slow credentials refresh (IMDS) must not hold an aborted call (a shutdown) until it resolves.
+      signed = await raceAbort(this.signer(request.service.name).sign(toSign, { signingDate: new Date(this.now()) }), signal);
     } catch (err) {
+      if (err instanceof LeanAbortError) throw err;
       // The credentials provider's failure, unchanged: the daemon classifies it.
       if (typeof err === "object" && err !== null) (err as Record<symbol, unknown>)[NO_RETRY] = true;
       throw err;
@@ -328,6 +333,9 @@ export class LeanClient {
       });
       let settled = false;
       let attached: { destroy(error?: Error): void } | undefined;
+      // A failure after the 2xx was handed over but before its body was attached (a parse error on bytes after the
+      // answer): node dumps the unread body then, so the body attached later must fail with it, not wait or end empty.
+      let lateError: Error | undefined;
       let connectTimer: NodeJS.Timeout | undefined;
       let source: Readable | undefined;
       const fail = (error: Error): void => {
@@ -337,6 +345,7 @@ export class LeanClient {
           if (source.readableDidRead) (error as unknown as Record<symbol, unknown>)[NO_RETRY] = true;
         }
         if (attached !== undefined) attached.destroy(error);
+        else if (settled) lateError ??= error;
         req.destroy(error);
         if (!settled) {
           settled = true;
@@ -386,6 +395,7 @@ export class LeanClient {
             release: cleanup,
             attach: (body) => {
               attached = body;
+              if (lateError !== undefined) body.destroy(lateError);
             },
           });
           return;
@@ -421,6 +431,11 @@ export class LeanClient {
    */
   private readBody(res: IncomingMessage, limit: number, signal?: AbortSignal, truncate = false): Promise<Buffer | undefined> {
     return new Promise<Buffer | undefined>((resolve, reject) => {
+      if (res.destroyed || res.readableEnded) {
+        // Already consumed or destroyed (node dumps a body whose request failed): its bytes are gone.
+        reject(res.errored ?? Object.assign(new Error("The answer's body was lost before it was read"), { code: "ECONNRESET" }));
+        return;
+      }
       const chunks: Buffer[] = [];
       let length = 0;
       let done = false;

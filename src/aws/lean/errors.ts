@@ -72,6 +72,12 @@ export class LeanAbortError extends Error {
   }
 }
 
+/** A call the transport refuses before sending (an empty bucket or key would address something else). */
+export class LeanInputError extends Error {
+  override name = "ValidationError";
+  readonly code = "ERR_INVALID_ARG_VALUE";
+}
+
 /** A response body shorter than its Content-Length (the connection ended early). */
 export class LeanTruncatedBodyError extends Error {
   override name = "TruncatedBody";

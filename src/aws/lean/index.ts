@@ -50,4 +50,4 @@ export function createLeanTransport(options: LeanTransportOptions): Transport {
   };
 }
 
-export { LeanAbortError, LeanChecksumError, LeanResponseError, LeanServiceError, LeanTimeoutError, LeanTruncatedBodyError } from "./errors.js";
+export { LeanAbortError, LeanChecksumError, LeanInputError, LeanResponseError, LeanServiceError, LeanTimeoutError, LeanTruncatedBodyError } from "./errors.js";

@@ -10,7 +10,7 @@ import type { Readable, Transform } from "node:stream";
 import type { GetObjectInput, GetObjectOutput, ObjectTransport, PutObjectInput } from "../transport.js";
 import { crc32 } from "node:zlib";
 import { AWS_CHUNKED_TRAILER, AwsChunkedEncoder, ObjectBody, responseChecksum, uint32Base64 } from "./checksums.js";
-import { s3Error, type LeanMetadata } from "./errors.js";
+import { LeanInputError, s3Error, type LeanMetadata } from "./errors.js";
 import { targetOf, type LeanClient, type ServiceSpec, type Target } from "./client.js";
 
 const S3: ServiceSpec = {
@@ -66,6 +66,8 @@ export class S3Addressing {
   }
 
   address(bucket: string, key: string): Addressed {
+    // An empty key addresses the bucket itself (GET: ListObjects, PUT: CreateBucket); the SDK refuses it too.
+    if (bucket === "" || key === "") throw new LeanInputError(`S3 ${bucket === "" ? "bucket" : "key"} is empty`);
     const encodedKey = encodeKey(key);
     const virtual =
       !this.ipEndpoint &&

@@ -24,12 +24,22 @@ const HEADERS: Readonly<Record<Operation, Readonly<Record<string, string>>>> = O
   ),
 ) as unknown as Record<Operation, Record<string, string>>;
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A 200 answer that breaks SQS's shape: typed, never parsed on (a TypeError would name no cause). */
+function unexpected(what: string): LeanResponseError {
+  return new LeanResponseError(`SQS answered ${what}`, { httpStatusCode: 200, attempts: 1, totalRetryDelay: 0 });
+}
+
 /** A batch answer's `Failed` entries, as the transport interface lists them. */
 export function batchFailures(data: Record<string, unknown>): BatchEntryFailure[] {
   const failed = data["Failed"];
   if (!Array.isArray(failed)) return [];
   const text = (value: unknown): string => (typeof value === "string" ? value : "");
-  return failed.map((entry: Record<string, unknown>) => ({
+  if (!failed.every(isRecord)) throw unexpected("a batch answer's Failed holds an entry that is not an object");
+  return failed.map((entry) => ({
     id: text(entry["Id"]),
     code: text(entry["Code"]),
     message: text(entry["Message"]),
@@ -107,6 +117,9 @@ export class LeanQueue implements QueueTransport {
     if (messages === undefined) return [];
     if (!Array.isArray(messages)) {
       throw new LeanResponseError("SQS ReceiveMessage answered Messages that is not a list", { httpStatusCode: 200, attempts: 1, totalRetryDelay: 0 });
+    }
+    if (!messages.every((m) => isRecord(m) && (m["Body"] === undefined || typeof m["Body"] === "string"))) {
+      throw unexpected("a ReceiveMessage whose Messages holds an entry that is not a message");
     }
     const bad = corruptMessages(messages as Message[]);
     if (bad.length > 0) {
