@@ -195,6 +195,22 @@ describe("ocr processor: hostile inputs", () => {
     expect(err.code).toBe("TOO_MANY_PAGES");
   });
 
+  it("refuses a TIFF whose second page is a dimension bomb, and a GIF frame larger than its screen (TOO_LARGE)", async () => {
+    const tiff = encodeTiff(lines, 2);
+    const second = tiff.readUInt32LE(tiff.readUInt32LE(4) + 2 + 8 * 12);
+    tiff.writeUInt32LE(30_000, second + 2 + 8);
+    tiff.writeUInt32LE(30_000, second + 2 + 12 + 8);
+    const err = await refusal(processor, "two.tif", tiff);
+    expect(err.code).toBe("TOO_LARGE");
+    expect(err.message).toContain("900000000 pixels");
+    const gif = encodeGif(lines);
+    gif.writeUInt16LE(1, 6);
+    gif.writeUInt16LE(1, 8);
+    gif.writeUInt16LE(20_000, 13 + 12 + 5);
+    gif.writeUInt16LE(20_000, 13 + 12 + 7);
+    expect((await refusal(processor, "screen.gif", gif)).code).toBe("TOO_LARGE");
+  });
+
   it("refuses a PDF of 5,000 image pages (TOO_MANY_PAGES) before recognising any", async () => {
     const tiny: Raster = { width: 16, height: 16, data: new Uint8Array(256).fill(255) };
     const started = Date.now();
