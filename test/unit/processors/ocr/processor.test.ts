@@ -163,6 +163,16 @@ describe("ocr processor: PDFs", () => {
       await small.close();
     }
   });
+
+  it("sizes a page with a UserUnit by its real size: rendered lower to fit ocrMaxPixels, not skipped", async () => {
+    // UserUnit 2: the letter page is 17 x 22 inches, 33.7 million pixels at 300 dpi.
+    const { text, record } = await run(processor, "user-unit.pdf", makeScanPdf([{ image: fullPage }], 300, { userUnit: 2 }));
+    expect(record.warnings).toEqual([]);
+    const page = record.pageRecords[0]!;
+    expect(page).toMatchObject({ source: "ocr", dpi: 179 });
+    expect(page.width! * page.height!).toBeLessThanOrEqual(12_000_000);
+    expect(words(text)).toBe(words(LINES.join("\n")));
+  });
 });
 
 describe("ocr processor: hostile inputs", () => {
