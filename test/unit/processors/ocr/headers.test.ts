@@ -6,7 +6,8 @@ import { declaredSize, imageFormatOf, readImageInfo } from "../../../../src/proc
 import { resolveLanguages } from "../../../../src/processors/builtin/ocr/languages.js";
 import { renderDpi } from "../../../../src/processors/builtin/ocr/render.js";
 import { encodeFrame, FrameError } from "../../../../src/processors/builtin/text/frames.js";
-import { parseChildFrame } from "../../../../src/processors/builtin/text/protocol.js";
+import { parseChildFrame, replyFrame } from "../../../../src/processors/builtin/text/protocol.js";
+import { MAX_PDF_PAGES } from "../../../../src/processors/builtin/ocr/recognize.js";
 import { encodeBmp, encodeGif, encodePng, encodeTiff, encodeWithCanvas, pngBomb, type Raster } from "../../../fixtures/documents/images.js";
 
 const raster: Raster = { width: 37, height: 11, data: new Uint8Array(37 * 11).fill(200) };
@@ -123,6 +124,16 @@ describe("page records from the OCR child", () => {
     ["not a list", { page: 1 }],
   ])("refuses %s as a broken protocol", (_what, records) => {
     expect(() => reply(records)).toThrow(FrameError);
+  });
+
+  it("fits a reply of MAX_PDF_PAGES of the longest records, and warnings, in one frame header", () => {
+    const record = { page: MAX_PDF_PAGES, source: "ocr", confidence: 100, words: 99_999, durationMs: 3_600_000, width: 10_000, height: 10_000, dpi: 300 };
+    const warnings = Array.from({ length: 21 }, (_, i) => `${i}`.padEnd(300, "\u00e9"));
+    const result = { text: "", warnings, pageRecords: Array.from({ length: MAX_PDF_PAGES }, () => record), engine: "5.1.0" } as never;
+    expect(() => replyFrame({ id: 1, ok: true, result })).not.toThrow();
+    // The bound is real: twice as many did not fit, and the OCR process died on its own reply.
+    const twice = { ...(result as object), pageRecords: Array.from({ length: 2 * MAX_PDF_PAGES }, () => record) } as never;
+    expect(() => replyFrame({ id: 1, ok: true, result: twice })).toThrow(FrameError);
   });
 
   it("accepts a page message with no payload only", () => {

@@ -230,6 +230,15 @@ describe("ocr processor: hostile inputs", () => {
     expect(Date.now() - started).toBeLessThan(30_000);
   }, 60_000);
 
+  it("refuses a PDF of more pages than one record can list (TOO_MANY_PAGES), even when every page has a text layer", async () => {
+    // Each page is a page record in the reply's header: 14,000 of them were more than a frame header may hold, the
+    // OCR process died on its reply, and the document failed as if the daemon were at fault (retried).
+    const pdf = makeScanPdf(Array.from({ length: 14_000 }, () => ({ lines: ["A page with a text layer of its own."] })));
+    const err = await refusal(processor, "many.pdf", pdf);
+    expect(err.code).toBe("TOO_MANY_PAGES");
+    expect(err.message).toContain("14000 pages");
+  }, 120_000);
+
   it("refuses a truncated PNG (CORRUPT) in the daemon, and a truncated JPEG (CORRUPT) from the engine", async () => {
     const png = encodePng(lines);
     expect((await refusal(processor, "cut.png", png.subarray(0, png.length >> 1))).code).toBe("CORRUPT");
