@@ -24,9 +24,17 @@ export interface ImageInfo {
   height: number;
   /** TIFF: its directories (pages); 1 for the others (a GIF's first frame is what is read). */
   pages: number;
+  /**
+   * The pixels the engine decodes at once at most, which the pixel limit holds: the largest page of a TIFF (each is
+   * decoded in turn), every frame of a GIF (its reader decodes them all, whatever the logical screen says).
+   */
+  pixels: number;
   /** TIFF: each page's directory offset (a TIFF whose header points at one of them reads as that page). */
   directories?: number[];
 }
+
+/** What a format's reader finds; `pixels` defaults to width x height. */
+type Header = Omit<ImageInfo, "pixels"> & { pixels?: number };
 
 const ascii = (b: Uint8Array, at: number, s: string): boolean =>
   b.length >= at + s.length && [...s].every((c, i) => b[at + i] === c.charCodeAt(0));
@@ -57,7 +65,7 @@ export function readImageInfo(data: Uint8Array, maxPages: number): ImageInfo {
   const format = imageFormatOf(data);
   if (format === undefined) throw new Error("readImageInfo: not an image format it knows (check imageFormatOf first)");
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const info = ((): ImageInfo => {
+  const info = ((): Header => {
     switch (format) {
       case "png":
         return png(data, view);
@@ -70,11 +78,11 @@ export function readImageInfo(data: Uint8Array, maxPages: number): ImageInfo {
       case "bmp":
         return bmp(data, view);
       case "gif":
-        return gif(data, view);
+        return gifFrames(data, view, maxPages);
     }
   })();
   if (info.width <= 0 || info.height <= 0) throw corrupt(format, `it declares ${info.width} x ${info.height} pixels`);
-  return info;
+  return { ...info, pixels: info.pixels ?? info.width * info.height };
 }
 
 /**
@@ -100,7 +108,7 @@ export function declaredSize(head: Uint8Array): { format: ImageFormat; width: nu
 }
 
 /** IHDR first, then the chunks walked to IEND: a truncated PNG is refused before it is sent anywhere. */
-function png(b: Uint8Array, v: DataView): ImageInfo {
+function png(b: Uint8Array, v: DataView): Header {
   if (b.length < 33 || !ascii(b, 12, "IHDR")) throw corrupt("png", "no IHDR chunk after the signature");
   const width = v.getUint32(16);
   const height = v.getUint32(20);
@@ -114,7 +122,7 @@ function png(b: Uint8Array, v: DataView): ImageInfo {
 }
 
 /** The first start-of-frame segment (SOF0-SOF15 but DHT, JPG and DAC). */
-function jpeg(b: Uint8Array, v: DataView): ImageInfo {
+function jpeg(b: Uint8Array, v: DataView): Header {
   for (let at = 2; ; ) {
     while (at < b.length && b[at] === 0xff && b[at + 1] === 0xff) at++;
     if (at + 4 > b.length) throw corrupt("jpeg", "it ends before its frame header (truncated)");
@@ -141,7 +149,7 @@ function jpeg(b: Uint8Array, v: DataView): ImageInfo {
  * The first directory's width and height, and the directory chain counted (a chain that loops or points outside the
  * file is CORRUPT). Each page is a directory: a fax of 10,000 pages is 10,000 of them.
  */
-function tiff(b: Uint8Array, v: DataView, maxPages: number): ImageInfo {
+function tiff(b: Uint8Array, v: DataView, maxPages: number): Header {
   const little = b[0] === 0x49;
   if ((little ? v.getUint16(2, true) : v.getUint16(2)) === 43) {
     throw new PermanentDocumentError("UNSUPPORTED_TYPE", "a BigTIFF image: the OCR engine's image library reads classic TIFF only", {
@@ -153,6 +161,7 @@ function tiff(b: Uint8Array, v: DataView, maxPages: number): ImageInfo {
   const u32 = (at: number): number => v.getUint32(at, little);
   let width = 0;
   let height = 0;
+  let pixels = 0;
   let pages = 0;
   const directories: number[] = [];
   const seen = new Set<number>();
@@ -170,23 +179,27 @@ function tiff(b: Uint8Array, v: DataView, maxPages: number): ImageInfo {
         detectedType: IMAGE_TYPES.tiff,
       });
     }
-    if (pages === 1) {
-      for (let e = ifd + 2; e < next; e += 12) {
-        const tag = u16(e);
-        if (tag !== 256 && tag !== 257) continue;
-        const value = u16(e + 2) === 3 ? u16(e + 8) : u32(e + 8);
-        if (tag === 256) width = value;
-        else height = value;
-      }
+    // Every page's size, not the first's only: each page is decoded in turn.
+    let w = 0;
+    let h = 0;
+    for (let e = ifd + 2; e < next; e += 12) {
+      const tag = u16(e);
+      if (tag !== 256 && tag !== 257) continue;
+      const value = u16(e + 2) === 3 ? u16(e + 8) : u32(e + 8);
+      if (tag === 256) w = value;
+      else h = value;
     }
+    if (w <= 0 || h <= 0) throw corrupt("tiff", `page ${pages} declares ${w} x ${h} pixels`);
+    if (pages === 1) [width, height] = [w, h];
+    pixels = Math.max(pixels, w * h);
     ifd = u32(next);
   }
   if (pages === 0) throw corrupt("tiff", "it has no image directory");
-  return { format: "tiff", width, height, pages, directories };
+  return { format: "tiff", width, height, pages, pixels, directories };
 }
 
 /** The canvas of an extended WebP, else the size in the lossy (VP8) or lossless (VP8L) frame header. */
-function webp(b: Uint8Array, v: DataView): ImageInfo {
+function webp(b: Uint8Array, v: DataView): Header {
   if (b.length < 30) throw corrupt("webp", "its header is cut short");
   if (ascii(b, 12, "VP8X")) {
     const u24 = (at: number): number => b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16);
@@ -204,7 +217,7 @@ function webp(b: Uint8Array, v: DataView): ImageInfo {
   throw corrupt("webp", "no VP8, VP8L or VP8X chunk first");
 }
 
-function bmp(b: Uint8Array, v: DataView): ImageInfo {
+function bmp(b: Uint8Array, v: DataView): Header {
   if (b.length < 26) throw corrupt("bmp", "its header is cut short");
   const dib = v.getUint32(14, true);
   if (dib === 12) return { format: "bmp", width: v.getUint16(18, true), height: v.getUint16(20, true), pages: 1 };
@@ -213,7 +226,50 @@ function bmp(b: Uint8Array, v: DataView): ImageInfo {
   return { format: "bmp", width: v.getInt32(18, true), height: Math.abs(v.getInt32(22, true)), pages: 1 };
 }
 
-function gif(b: Uint8Array, v: DataView): ImageInfo {
+/** The logical screen (the first bytes say no more). */
+function gif(b: Uint8Array, v: DataView): Header {
   if (b.length < 13) throw corrupt("gif", "its header is cut short");
   return { format: "gif", width: v.getUint16(6, true), height: v.getUint16(8, true), pages: 1 };
+}
+
+/**
+ * The logical screen, and every frame walked: the engine's GIF reader (giflib's DGifSlurp under Leptonica) decodes
+ * all frames into memory before the first is used, each at its own declared size, which may exceed the screen's. So
+ * the pixels are the frames' sum, and each frame counts as a page. A GIF that ends early is walked as far as it goes
+ * (the engine judges it).
+ */
+function gifFrames(b: Uint8Array, v: DataView, maxPages: number): Header {
+  const screen = gif(b, v);
+  const table = (flags: number): number => (flags & 0x80 ? 3 << ((flags & 7) + 1) : 0);
+  const skipBlocks = (from: number): number => {
+    let at = from;
+    while (at < b.length) {
+      const size = b[at]!;
+      at += 1 + size;
+      if (size === 0) break;
+    }
+    return at;
+  };
+  let frames = 0;
+  let pixels = 0;
+  for (let at = 13 + table(b[10]!); at < b.length; ) {
+    const introducer = b[at]!;
+    if (introducer === 0x3b) break;
+    if (introducer === 0x21) {
+      at = skipBlocks(at + 2);
+    } else if (introducer === 0x2c) {
+      if (at + 10 > b.length) break;
+      frames++;
+      if (frames > maxPages) {
+        throw new PermanentDocumentError("TOO_MANY_PAGES", `a GIF of more than ${maxPages} frames: the OCR engine decodes every frame, and the ocr processor reads at most ocrMaxPages (${maxPages})`, {
+          detectedType: IMAGE_TYPES.gif,
+        });
+      }
+      pixels += v.getUint16(at + 5, true) * v.getUint16(at + 7, true);
+      at = skipBlocks(at + 10 + table(b[at + 9]!) + 1);
+    } else {
+      throw corrupt("gif", `an unknown block (0x${introducer.toString(16)}) at byte ${at}`);
+    }
+  }
+  return { ...screen, pixels: Math.max(pixels, screen.width * screen.height) };
 }

@@ -168,12 +168,12 @@ export function createOcrProcessor(options: Partial<OcrProcessorOptions> = {}): 
   }
 
   /** The limit an image's headers can be held to before it goes anywhere (its pages are counted when read). */
-  function checkImage(info: { format: ImageFormat; width: number; height: number }): void {
-    const pixels = info.width * info.height;
+  function checkImage(info: { format: ImageFormat; width: number; height: number; pixels?: number }): void {
+    const pixels = info.pixels ?? info.width * info.height;
     if (pixels > settings.maxPixels) {
       throw new PermanentDocumentError(
         "TOO_LARGE",
-        `a ${info.width} x ${info.height} ${info.format.toUpperCase()} image (${pixels} pixels): the ocr processor reads ` +
+        `a ${info.width} x ${info.height} ${info.format.toUpperCase()} image (${pixels} pixels to decode): the ocr processor reads ` +
           `at most ocrMaxPixels (${settings.maxPixels})`,
         { detectedType: IMAGE_TYPES[info.format] },
       );

@@ -22,6 +22,12 @@ export const MIN_TEXT_LAYER_CHARS = 16;
 const LOW_DPI = 150;
 const PDF_TYPE: DetectedType = { mime: "application/pdf", ext: "pdf" };
 const CLEANUP_EVERY_PAGES = 100;
+/**
+ * Most pages of one PDF, whatever their kind: the reply lists a record per page in its header, which may hold 1 MiB,
+ * and 8,000 of the longest records (121 bytes) fit. Past it the OCR process could not send its reply at all and the
+ * document failed as the daemon's fault, to be retried.
+ */
+export const MAX_PDF_PAGES = 8_000;
 
 function nonBlank(text: string): number {
   let n = 0;
@@ -85,6 +91,13 @@ async function ocrPdf(job: ExtractionJob, options: OcrJobOptions, engine: OcrEng
   const task = await openPdf(job.data, { verbosity: job.verbosity ?? 0 });
   try {
     const doc = await task.promise;
+    if (doc.numPages > MAX_PDF_PAGES) {
+      throw new PermanentDocumentError(
+        "TOO_MANY_PAGES",
+        `a PDF of ${doc.numPages} pages: the OCR processor reads at most ${MAX_PDF_PAGES} pages of one document (its record lists every page)`,
+        { detectedType: PDF_TYPE },
+      );
+    }
     // Pass 1: every text layer, and which pages have none.
     const texts: string[] = [];
     const records: PageRecord[] = [];

@@ -39,7 +39,9 @@ export async function renderPage(doc: PDFDocumentProxy, page: PDFPageProxy, dpi:
   const [x0, y0, x1, y1] = page.view as [number, number, number, number];
   const rotated = page.rotate % 180 !== 0;
   const [w, h] = rotated ? [y1 - y0, x1 - x0] : [x1 - x0, y1 - y0];
-  const used = renderDpi(Math.abs(w), Math.abs(h), dpi, maxPixels);
+  // A page's UserUnit (PDF 1.6) scales its box; PDF.js's viewport applies it, so the resolution must count it too.
+  const unit = page.userUnit > 0 ? page.userUnit : 1;
+  const used = renderDpi(Math.abs(w) * unit, Math.abs(h) * unit, dpi, maxPixels);
   const viewport = page.getViewport({ scale: used / 72 });
   const width = Math.ceil(viewport.width);
   const height = Math.ceil(viewport.height);

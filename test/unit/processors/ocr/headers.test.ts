@@ -6,7 +6,8 @@ import { declaredSize, imageFormatOf, readImageInfo } from "../../../../src/proc
 import { resolveLanguages } from "../../../../src/processors/builtin/ocr/languages.js";
 import { renderDpi } from "../../../../src/processors/builtin/ocr/render.js";
 import { encodeFrame, FrameError } from "../../../../src/processors/builtin/text/frames.js";
-import { parseChildFrame } from "../../../../src/processors/builtin/text/protocol.js";
+import { parseChildFrame, replyFrame } from "../../../../src/processors/builtin/text/protocol.js";
+import { MAX_PDF_PAGES } from "../../../../src/processors/builtin/ocr/recognize.js";
 import { encodeBmp, encodeGif, encodePng, encodeTiff, encodeWithCanvas, pngBomb, type Raster } from "../../../fixtures/documents/images.js";
 
 const raster: Raster = { width: 37, height: 11, data: new Uint8Array(37 * 11).fill(200) };
@@ -125,8 +126,45 @@ describe("page records from the OCR child", () => {
     expect(() => reply(records)).toThrow(FrameError);
   });
 
+  it("fits a reply of MAX_PDF_PAGES of the longest records, and warnings, in one frame header", () => {
+    const record = { page: MAX_PDF_PAGES, source: "ocr", confidence: 100, words: 99_999, durationMs: 3_600_000, width: 10_000, height: 10_000, dpi: 300 };
+    const warnings = Array.from({ length: 21 }, (_, i) => `${i}`.padEnd(300, "\u00e9"));
+    const result = { text: "", warnings, pageRecords: Array.from({ length: MAX_PDF_PAGES }, () => record), engine: "5.1.0" } as never;
+    expect(() => replyFrame({ id: 1, ok: true, result })).not.toThrow();
+    // The bound is real: twice as many did not fit, and the OCR process died on its own reply.
+    const twice = { ...(result as object), pageRecords: Array.from({ length: 2 * MAX_PDF_PAGES }, () => record) } as never;
+    expect(() => replyFrame({ id: 1, ok: true, result: twice })).toThrow(FrameError);
+  });
+
   it("accepts a page message with no payload only", () => {
     expect(parseChildFrame({ header: { type: "page" }, payload: Buffer.alloc(0) })).toEqual({ type: "page" });
     expect(() => parseChildFrame({ header: { type: "page" }, payload: Buffer.from("x") })).toThrow(FrameError);
+  });
+});
+
+describe("image headers: sizes past the first page or frame", () => {
+  it("reports a TIFF's largest page, not its first: a small first page cannot hide a huge second one", () => {
+    const tiff = encodeTiff(raster, 2);
+    const second = readImageInfo(tiff, 50).directories![1]!;
+    tiff.writeUInt32LE(30_000, second + 2 + 8); // ImageWidth of page 2
+    tiff.writeUInt32LE(30_000, second + 2 + 12 + 8); // ImageLength of page 2
+    expect(readImageInfo(tiff, 50)).toMatchObject({ pages: 2, pixels: 900_000_000 });
+  });
+
+  it("counts every GIF frame (the engine's GIF reader decodes them all) and a frame larger than the screen", () => {
+    const gif = encodeGif(raster);
+    expect(readImageInfo(gif, 50)).toMatchObject({ width: 37, height: 11, pages: 1, pixels: 37 * 11 });
+    // A 1 x 1 logical screen around a 20,000 x 20,000 frame.
+    const lying = Buffer.from(gif);
+    lying.writeUInt16LE(1, 6);
+    lying.writeUInt16LE(1, 8);
+    lying.writeUInt16LE(20_000, 13 + 12 + 5);
+    lying.writeUInt16LE(20_000, 13 + 12 + 7);
+    expect(readImageInfo(lying, 50).pixels).toBe(400_000_000);
+    // The same frame 60 times over: each is decoded (the first one only read), and each counts against ocrMaxPages.
+    const frame = gif.subarray(13 + 12, gif.length - 1);
+    const many = Buffer.concat([gif.subarray(0, 13 + 12), ...Array.from({ length: 60 }, () => frame), Buffer.from([0x3b])]);
+    expect(refusal(() => readImageInfo(many, 50)).code).toBe("TOO_MANY_PAGES");
+    expect(readImageInfo(many, 60)).toMatchObject({ pages: 1, pixels: 60 * 37 * 11 });
   });
 });

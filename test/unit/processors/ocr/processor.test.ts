@@ -163,6 +163,16 @@ describe("ocr processor: PDFs", () => {
       await small.close();
     }
   });
+
+  it("sizes a page with a UserUnit by its real size: rendered lower to fit ocrMaxPixels, not skipped", async () => {
+    // UserUnit 2: the letter page is 17 x 22 inches, 33.7 million pixels at 300 dpi.
+    const { text, record } = await run(processor, "user-unit.pdf", makeScanPdf([{ image: fullPage }], 300, { userUnit: 2 }));
+    expect(record.warnings).toEqual([]);
+    const page = record.pageRecords[0]!;
+    expect(page).toMatchObject({ source: "ocr", dpi: 179 });
+    expect(page.width! * page.height!).toBeLessThanOrEqual(12_000_000);
+    expect(words(text)).toBe(words(LINES.join("\n")));
+  });
 });
 
 describe("ocr processor: hostile inputs", () => {
@@ -195,6 +205,22 @@ describe("ocr processor: hostile inputs", () => {
     expect(err.code).toBe("TOO_MANY_PAGES");
   });
 
+  it("refuses a TIFF whose second page is a dimension bomb, and a GIF frame larger than its screen (TOO_LARGE)", async () => {
+    const tiff = encodeTiff(lines, 2);
+    const second = tiff.readUInt32LE(tiff.readUInt32LE(4) + 2 + 8 * 12);
+    tiff.writeUInt32LE(30_000, second + 2 + 8);
+    tiff.writeUInt32LE(30_000, second + 2 + 12 + 8);
+    const err = await refusal(processor, "two.tif", tiff);
+    expect(err.code).toBe("TOO_LARGE");
+    expect(err.message).toContain("900000000 pixels");
+    const gif = encodeGif(lines);
+    gif.writeUInt16LE(1, 6);
+    gif.writeUInt16LE(1, 8);
+    gif.writeUInt16LE(20_000, 13 + 12 + 5);
+    gif.writeUInt16LE(20_000, 13 + 12 + 7);
+    expect((await refusal(processor, "screen.gif", gif)).code).toBe("TOO_LARGE");
+  });
+
   it("refuses a PDF of 5,000 image pages (TOO_MANY_PAGES) before recognising any", async () => {
     const tiny: Raster = { width: 16, height: 16, data: new Uint8Array(256).fill(255) };
     const started = Date.now();
@@ -203,6 +229,15 @@ describe("ocr processor: hostile inputs", () => {
     expect(err.message).toContain("5000 of the PDF's 5000 pages");
     expect(Date.now() - started).toBeLessThan(30_000);
   }, 60_000);
+
+  it("refuses a PDF of more pages than one record can list (TOO_MANY_PAGES), even when every page has a text layer", async () => {
+    // Each page is a page record in the reply's header: 14,000 of them were more than a frame header may hold, the
+    // OCR process died on its reply, and the document failed as if the daemon were at fault (retried).
+    const pdf = makeScanPdf(Array.from({ length: 14_000 }, () => ({ lines: ["A page with a text layer of its own."] })));
+    const err = await refusal(processor, "many.pdf", pdf);
+    expect(err.code).toBe("TOO_MANY_PAGES");
+    expect(err.message).toContain("14000 pages");
+  }, 120_000);
 
   it("refuses a truncated PNG (CORRUPT) in the daemon, and a truncated JPEG (CORRUPT) from the engine", async () => {
     const png = encodePng(lines);
