@@ -105,16 +105,20 @@ async function ocrPdf(job: ExtractionJob, options: OcrJobOptions, engine: OcrEng
     for (let n = 1; n <= doc.numPages; n++) {
       const started = performance.now();
       let text = "";
+      let opened = true;
       try {
         const page = await doc.getPage(n);
         text = (await pageText(page)).trimEnd();
         page.cleanup();
       } catch (err) {
+        // A page PDF.js cannot open is skipped with a warning, as the text processor does; rendering it would fail
+        // the same way and take the other pages with it.
+        opened = false;
         warnings.add(`page ${n}: ${err instanceof Error ? err.message : String(err)}`);
       }
       texts.push(text);
       records.push({ page: n, source: "text-layer", confidence: null, words: countWords(text), durationMs: elapsed(started) });
-      if (nonBlank(text) < MIN_TEXT_LAYER_CHARS) scanned.push(n);
+      if (opened && nonBlank(text) < MIN_TEXT_LAYER_CHARS) scanned.push(n);
       if (n % CLEANUP_EVERY_PAGES === 0) await doc.cleanup();
     }
     if (scanned.length > options.maxPages) {
@@ -130,15 +134,16 @@ async function ocrPdf(job: ExtractionJob, options: OcrJobOptions, engine: OcrEng
     for (const n of scanned) {
       onPage();
       const started = performance.now();
-      const page = await doc.getPage(n);
       let image;
+      let page;
       try {
+        page = await doc.getPage(n);
         image = await renderPage(doc, page, options.dpi, options.maxPixels);
       } catch (err) {
         warnings.add(`page ${n} could not be rendered: ${err instanceof Error ? err.message : String(err)}`);
         continue;
       } finally {
-        page.cleanup();
+        page?.cleanup();
       }
       if (image.dpi < LOW_DPI) {
         warnings.add(`page ${n} is large: rendered at ${image.dpi} dpi to stay within ocrMaxPixels, too low to read well`);

@@ -173,6 +173,18 @@ describe("ocr processor: PDFs", () => {
     expect(page.width! * page.height!).toBeLessThanOrEqual(12_000_000);
     expect(words(text)).toBe(words(LINES.join("\n")));
   });
+
+  it("keeps the other pages of a PDF with a page it cannot open, with a warning, as the text layer pass does", async () => {
+    const pdf = makeScanPdf([{ lines: ["This page has a real text layer, read as it is."] }, { image: lines }]);
+    // The second kid of the page tree points at an object that does not exist: PDF.js cannot get that page, in either
+    // pass (it failed the whole document when the OCR pass asked for it again).
+    const source = pdf.toString("latin1").replace(/\/Kids \[(\d+) 0 R \d+ 0 R\]/, "/Kids [$1 0 R 99 0 R]");
+    const { text, record } = await run(processor, "broken-page.pdf", Buffer.from(source, "latin1"));
+    expect(text).toBe("This page has a real text layer, read as it is.\n\f\n");
+    expect(record.pages).toBe(2);
+    expect(record.ocrPages).toBe(0);
+    expect(record.warnings.join("\n")).toMatch(/page 2: .*wrong type of object/);
+  });
 });
 
 describe("ocr processor: hostile inputs", () => {
