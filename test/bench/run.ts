@@ -19,7 +19,7 @@
 // daemons on one queue) and text-mix.ts (the text processor through the daemon on a txt/html/docx/pdf mix).
 // Exit 0 when every part completed; targets are reported, not asserted.
 // Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf, --no-streaming, --no-scale-out,
-// --no-text-mix, --only NAMES (comma-separated parts of contender names), --node-flags "FLAGS" (added to the unit's),
+// --no-text-mix, --only NAMES (comma-separated parts of contender names), --node-flags="FLAGS" (added to the unit's; the = is needed, they start with a dash),
 // --profile DIR (a CPU profile per Node contender).
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
@@ -93,7 +93,7 @@ const quick = values.quick;
 const only = values.only?.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
 const selected = (name: string): boolean => only === undefined || only.some((o) => name.includes(o));
 /**
- * The unit's Node flags, plus --node-flags (to measure a change of them: "--max-semi-space-size=4") and, with
+ * The unit's Node flags, plus --node-flags (to measure a change of them: --node-flags="--max-semi-space-size=4") and, with
  * --profile DIR, a CPU profile per contender (node --cpu-prof) in DIR.
  */
 const NODE_FLAGS = [
