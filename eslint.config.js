@@ -123,7 +123,22 @@ export default tseslint.config(
   {
     files: ["src/**/*.ts"],
     plugins: { local: { rules: { layers: layerRule } } },
-    rules: { "local/layers": "error" },
+    rules: {
+      "local/layers": "error",
+      // An ES import of node:http reads every export, and its WebSocket getter loads undici (~7 MB RSS unused).
+      "@typescript-eslint/no-restricted-imports": [
+        "error",
+        {
+          paths: [
+            {
+              name: "node:http",
+              allowTypeImports: true,
+              message: 'Use process.getBuiltinModule("node:http"): an ES import loads undici through its WebSocket getter.',
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ["src/config/env.ts", "test/**", "scripts/**", "vitest.config.ts", "eslint.config.js"],

@@ -5,7 +5,6 @@
  * validated queue URL's, or AWS_ENDPOINT_URL_SQS's: src/config/queue-url.ts), because by default the SDK sends each
  * SQS request to the host of the QueueUrl it carries, whatever the configured endpoint.
  */
-import { Agent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
@@ -15,6 +14,9 @@ import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { createLeanTransport } from "./lean/index.js";
 import { sdkTransport } from "./sdk-transport.js";
 import type { Transport, TransportName } from "./transport.js";
+
+// Not an ES import of node:http: that loads undici through its WebSocket getter (see lean/client.ts).
+const { Agent } = process.getBuiltinModule("node:http");
 
 export interface AwsClients {
   /**

@@ -3,11 +3,13 @@
  * are fetched by the SDK's provider (credentials.ts); this module exists so the identity check can compare the
  * caller against *this* instance and explain precisely what is wrong when IMDS says no.
  */
-import { request } from "node:http";
 import { getInstanceMetadataEndpoint, httpRequest } from "@smithy/credential-provider-imds";
 import { ErrorCode, IdentityError } from "../errors/fatal.js";
 import { errorMessage } from "../errors/message.js";
 import { UNUSABLE_ANSWER_ADVICE, describeAnswer, describeBody, judgeCredentialsAnswer } from "./imds-answer.js";
+
+// Not an ES import of node:http: that loads undici through its WebSocket getter (see lean/client.ts).
+const { request } = process.getBuiltinModule("node:http");
 
 export interface InstanceIdentity {
   instanceId: string;

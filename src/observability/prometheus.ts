@@ -4,12 +4,15 @@
  * daemon starts consuming, so a port in use fails the start instead of leaving a daemon without its metrics; the
  * daemon's registry is attached once it exists.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { ConfigError } from "../errors/fatal.js";
 import { errorMessage } from "../errors/message.js";
 import type { Logger } from "../logging/logger.js";
+
+// Not an ES import of node:http: that loads undici through its WebSocket getter (see aws/lean/client.ts).
+const { createServer } = process.getBuiltinModule("node:http");
 
 export const METRICS_PATH = "/metrics";
 

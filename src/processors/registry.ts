@@ -6,9 +6,8 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ProcessorLoadError } from "../errors/fatal.js";
 import { errorMessage } from "../errors/message.js";
-import { createMetadataProcessor } from "./builtin/metadata.js";
-import { createOcrProcessor, type OcrProcessorOptions } from "./builtin/ocr/index.js";
-import { createTextProcessor, type TextProcessorOptions } from "./builtin/text/index.js";
+import type { OcrProcessorOptions } from "./builtin/ocr/index.js";
+import type { TextProcessorOptions } from "./builtin/text/index.js";
 import { ERROR_RECORD_SUFFIX, type Processor } from "./types.js";
 
 /** Settings of the built-ins, from the daemon's config; each built-in falls back to its own defaults. */
@@ -17,13 +16,16 @@ export interface BuiltinOptions {
   ocr?: Partial<OcrProcessorOptions>;
 }
 
-/** Built-in processors by name; each call makes a fresh instance. */
-export const builtinProcessors: Readonly<Record<string, (options: BuiltinOptions) => Processor>> = {
+/**
+ * Built-in processors by name; each call makes a fresh instance. Each is imported when configured: a daemon that runs
+ * only `metadata` does not keep the text and OCR modules in its heap.
+ */
+export const builtinProcessors: Readonly<Record<string, (options: BuiltinOptions) => Promise<Processor>>> = {
   // The suffix is declared here so the static check below covers metadata too (it writes `<key>.json` only).
-  metadata: () => ({ ...createMetadataProcessor(), outputSuffixes: [".json"] }),
-  text: (options) => createTextProcessor(options.text),
+  metadata: async () => ({ ...(await import("./builtin/metadata.js")).createMetadataProcessor(), outputSuffixes: [".json"] }),
+  text: async (options) => (await import("./builtin/text/index.js")).createTextProcessor(options.text),
   // Opt-in; replaces `text` in a chain (both write <key>.txt: checkOutputSuffixes refuses the pair).
-  ocr: (options) => createOcrProcessor(options.ocr),
+  ocr: async (options) => (await import("./builtin/ocr/index.js")).createOcrProcessor(options.ocr),
 };
 
 /** A module path: absolute, or relative with an explicit ./ or ../ (a bare word is a built-in name). */
@@ -133,7 +135,7 @@ export async function resolveProcessors(
     const builtin = Object.hasOwn(builtinProcessors, spec) ? builtinProcessors[spec] : undefined;
     if (builtin !== undefined) {
       try {
-        processors.push(builtin(options));
+        processors.push(await builtin(options));
       } catch (err) {
         throw new ProcessorLoadError(`built-in processor ${spec} cannot start: ${errorMessage(err)}`, { cause: err });
       }

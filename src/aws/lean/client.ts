@@ -4,7 +4,7 @@
  * correction from the server's Date, connection and socket idle timeouts, and AbortSignal. The service modules
  * (sqs.ts, s3.ts) build requests and read answers; errors come out in the SDK's shape (errors.ts).
  */
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import type { Agent as HttpAgentType, ClientRequest, IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
@@ -19,6 +19,10 @@ import {
 } from "@smithy/core/retry";
 import type { AwsCredentialIdentityProvider, HttpRequest, RetryErrorInfo, RetryErrorType, StandardRetryBackoffStrategy, StandardRetryToken } from "@smithy/types";
 import { ERROR_BODY_LIMIT, LeanAbortError, LeanResponseError, LeanTimeoutError, type LeanMetadata, type LeanServiceError } from "./errors.js";
+
+// Not `import … from "node:http"`: an ES import of node:http reads all its exports, and its WebSocket getter loads
+// undici (~7 MB RSS, measured) that the daemon never uses. getBuiltinModule returns the same module without that.
+const { Agent: HttpAgent, request: httpRequest } = process.getBuiltinModule("node:http");
 
 /** A parsed endpoint: where requests go and what Host they sign. */
 export interface Target {
@@ -159,7 +163,7 @@ const NO_RETRY = Symbol("no-retry");
 
 export class LeanClient {
   private readonly signers: Map<string, SignatureV4> = new Map();
-  private readonly httpAgent: HttpAgent;
+  private readonly httpAgent: HttpAgentType;
   private readonly httpsAgent: HttpsAgent;
   private readonly retry: StandardRetryStrategy;
   /** Server time minus local time, once they differed by more than CLOCK_SKEW_THRESHOLD_MS. */
