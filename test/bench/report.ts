@@ -121,7 +121,7 @@ export function formatReport(results: readonly ContenderResult[], targets: reado
     (r) => `  ${r.name}: ${Object.entries(r.requestsByAction).map(([a, n]) => `${a}=${(n / r.documents).toFixed(2)}`).join(" ")}`,
   );
   const steady = results.flatMap((r) => (r.steady === null ? [] : [{ name: r.name, ...r.steady }]));
-  const steadyHeader = ["steady state", "warm-up", "docs", "s", "docs/s", ...steady.map((r) => `x ${r.name}`), "CPU ms/doc", "stand-in busy"];
+  const steadyHeader = ["steady state", "warm-up", "docs", "s", "docs/s", ...steady.map((r) => `x ${r.name}`), "CPU ms/doc", "stand-in busy", "stand-in ms/doc"];
   const steadyRows = steady.map((r) => [
     r.name,
     String(r.warmupDocuments),
@@ -131,6 +131,7 @@ export function formatReport(results: readonly ContenderResult[], targets: reado
     ...steady.map((o) => fmt(ratio(r.docsPerSecond, o.docsPerSecond), "x")),
     fmt(r.cpuMsPerDoc),
     r.standInBusy === undefined || r.standInBusy === null ? "n/a" : `${Math.round(r.standInBusy * 100)}%`,
+    fmt(r.standInCpuMsPerDoc ?? null),
   ]);
   const without = results.filter((r) => r.steady === null).map((r) => r.name);
   const steadyLines =

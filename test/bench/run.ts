@@ -20,7 +20,8 @@
 // Exit 0 when every part completed; targets are reported, not asserted.
 // Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf, --no-streaming, --no-scale-out,
 // --no-text-mix, --only NAMES (comma-separated parts of contender names), --node-flags="FLAGS" (added to the unit's; the = is needed, they start with a dash),
-// --profile DIR (a CPU profile per Node contender).
+// --profile DIR (a CPU profile per Node contender), --profile-stand-in DIR (one of the stand-in per contender's steady
+// window).
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -86,6 +87,7 @@ const { values } = parseArgs({
     only: { type: "string" },
     "node-flags": { type: "string" },
     profile: { type: "string" },
+    "profile-stand-in": { type: "string" },
   },
 });
 const quick = values.quick;
@@ -201,6 +203,7 @@ async function main(): Promise<number> {
   }
   // The stand-in (this process) on core 1, the contender on core 0: they do not compete for the measured core.
   const bench: MeasuredStandIn = await startMeasuredStandIn();
+  if (values["profile-stand-in"] !== undefined) bench.profileDir = values["profile-stand-in"];
   const { standIn, measured, standInPinned } = bench;
   const results: ContenderResult[] = [];
   try {

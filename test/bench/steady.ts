@@ -50,6 +50,8 @@ export interface SteadyFigures {
    * stand-in set the pace and documents/s measure it as much as the contender. Set by the bench, not here.
    */
   standInBusy?: number | null;
+  /** The same CPU per document: what the stand-in costs the bench, whoever sets the pace. Set by the bench. */
+  standInCpuMsPerDoc?: number | null;
 }
 
 /**

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
+import { Session } from "node:inspector/promises";
 import { Readable } from "node:stream";
 import { startStandIn, type StandIn, type StandInOptions } from "../local/stand-in.js";
 import type { Contender, LogLine } from "./contender.js";
@@ -34,6 +35,24 @@ export interface MeasuredStandIn {
   measured: Measured;
   /** Whether this process (the stand-in) was pinned to core 1, away from the contenders on core 0. */
   standInPinned: boolean;
+  /** Where to write a CPU profile of the stand-in over each contender's steady window (bench --profile-stand-in). */
+  profileDir?: string;
+}
+
+/** A CPU profile of this process (the stand-in), started at the warm-up's end; stop() writes it to `path`. */
+async function startProfile(path: string): Promise<{ stop(): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return {
+    async stop() {
+      const { profile } = await session.post("Profiler.stop");
+      session.disconnect();
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, JSON.stringify(profile));
+    },
+  };
 }
 
 /** Starts the stand-in in this process (on core 1 when there are two), counting the role's requests with their time. */
@@ -160,7 +179,7 @@ export type ConsumerRun = ContenderResult & { bytesOutPerDoc: number };
 /** Runs one queue consumer over `docs` (uploaded here) until each has a finished "document" line; then stops it. */
 export async function runConsumer(
   name: string,
-  { standIn, measured }: MeasuredStandIn,
+  { standIn, measured, profileDir }: MeasuredStandIn,
   docs: readonly BenchDoc[],
   start: (onLog: (line: LogLine, at: number) => void) => Contender,
   options: RunOptions = {},
@@ -180,6 +199,7 @@ export async function runConsumer(
   let atWarmup: Sample | undefined;
   // The stand-in runs in this process: its CPU over the steady window says whether it, not the contender, set the pace.
   let standInCpuAtWarmup: NodeJS.CpuUsage | undefined;
+  let profile: Promise<{ stop(): Promise<void> }> | undefined;
   let settle: (error?: Error) => void = () => {};
   const done = new Promise<void>((ok, fail) => (settle = (error) => (error ? fail(error) : ok())));
   // A failure before the race below listens must not become an unhandled rejection.
@@ -206,6 +226,7 @@ export async function runConsumer(
     if (finished.size === warmup) {
       atWarmup = { at, cpuMs: treeCpuMs(contender.pid) };
       standInCpuAtWarmup = process.cpuUsage();
+      if (profileDir !== undefined) profile = startProfile(join(profileDir, `stand-in-${name.replace(/[^A-Za-z0-9]+/g, "-")}.cpuprofile`));
     }
     if (finished.size === sizes.size) settle();
   });
@@ -228,6 +249,7 @@ export async function runConsumer(
     // With the text processor, the daemon's extraction process (still alive, idle) is part of its work and memory.
     const cpuAtEnd = treeCpuMs(contender.pid);
     const standInCpu = standInCpuAtWarmup === undefined ? undefined : process.cpuUsage(standInCpuAtWarmup);
+    await (await profile)?.stop();
     const rss = treePeakRssBytes(contender.pid);
     const exit = await contender.stop();
     const exitedAt = performance.now();
@@ -271,7 +293,8 @@ export async function runConsumer(
 /** The stand-in's share of a core over the steady window (its CPU over the window's wall time). */
 function withStandInBusy(steady: SteadyFigures | null, cpu: NodeJS.CpuUsage | undefined): SteadyFigures | null {
   if (steady === null || cpu === undefined) return steady;
-  return { ...steady, standInBusy: (cpu.user + cpu.system) / 1000 / (steady.seconds * 1000) };
+  const ms = (cpu.user + cpu.system) / 1000;
+  return { ...steady, standInBusy: ms / (steady.seconds * 1000), standInCpuMsPerDoc: ms / steady.documents };
 }
 
 /**

@@ -35,7 +35,7 @@ import {
 } from "./notifications.js";
 import { classifyS3, deleteObjectsKeys, type S3Check, type S3Operation } from "./s3-operations.js";
 import { ReceiptHandles, invalidHandleError, markRefusedEntries, unwrapRequest, wrapReceived } from "./receipt-handles.js";
-import { headerMap, parseAuthorization, parseQuery, verifySigV4 } from "./sigv4.js";
+import { headerMap, parseAuthorization, parseQuery, verifySigV4, type VerifyOptions } from "./sigv4.js";
 import { QueueTranslator, parseQueueUrl, sqsAuthorization } from "./sqs.js";
 import { sendSizeError } from "./sqs-limits.js";
 import { jsonToQueryXml, parseForm, queryToJson } from "./sqs-query.js";
@@ -200,6 +200,13 @@ class BodyTooLarge extends Error {}
 /** The request body, or BodyTooLarge past `limit` (events rather than an async iterator: this runs per request). */
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  if (req.complete) {
+    // Parsed whole already (a small request usually is): taken from the stream's buffer, without five listeners.
+    const data = (req.read() as Buffer | null) ?? Buffer.alloc(0);
+    if (data.length <= limit) return Promise.resolve(data);
+    req.pause();
+    return Promise.reject(new BodyTooLarge());
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -308,6 +315,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const writeLocks = new KeyLock();
   const receiptHandles = new ReceiptHandles();
   const translator = new QueueTranslator({ region, accountId, gatewayBase: () => url, upstreamBase: upstream.queueUrlBase });
+
+  // The same for every request but the clock (built once: closures made per request showed in profiles).
+  const verifyOptions: Omit<VerifyOptions, "now"> = {
+    lookup: (key) => identities.lookup(key),
+    isExpired: (record) => identities.isExpired(record),
+    // STS and EC2 accept any region here; S3 and SQS resources live in the configured one.
+    expectedRegion: (s) => (s === "s3" || s === "sqs" ? region : undefined),
+  };
 
   function record(entry: DecisionEntry): void {
     decisions.push(entry);
@@ -548,18 +563,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Forwards an authorized S3 request to fauxqs and answers with its response (plus events for what it created). */
   async function forwardS3(ctx: Context, op: S3Operation, fault: FaultDecision): Promise<void> {
     const path = ctx.rawQuery === "" ? ctx.rawPath : `${ctx.rawPath}?${ctx.rawQuery}`;
-    const upstreamResponse = await upstream.request({
-      method: ctx.method,
-      path,
-      headers: forwardedHeaders(ctx.headers),
-      body: ctx.payload,
-      signal: ctx.signal,
-    });
-    const status = upstreamResponse.statusCode ?? 500;
+    const request = { method: ctx.method, path, headers: forwardedHeaders(ctx.headers), body: ctx.payload, signal: ctx.signal };
+    // The data path (GetObject/PutObject of a plain key) from fauxqs's store; anything else through its HTTP routes.
+    const held = upstream.direct(request);
+    const upstreamResponse = held === undefined ? await upstream.request(request) : undefined;
+    const status = held?.status ?? upstreamResponse?.statusCode ?? 500;
+    const upstreamHeaders = held?.headers ?? upstreamResponse!.headers;
+    const answerBody = (): Promise<Buffer> => (held === undefined ? readAll(upstreamResponse!) : Promise.resolve(held.body));
     const isRead = op.name === "GetObject" || op.name === "HeadObject";
 
     if (isRead && status === 404 && op.bucket !== undefined) {
-      const text = (await readAll(upstreamResponse)).toString("utf8");
+      const text = (await answerBody()).toString("utf8");
       const code = firstTag(text, "Code");
       // S3 hides whether a key exists from callers who may not list the bucket: 403 instead of NoSuchKey.
       if (code === undefined || code === "NoSuchKey") {
@@ -570,27 +584,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           return;
         }
       }
-      send(ctx, status, responseHeaders(ctx, upstreamResponse.headers), text);
+      send(ctx, status, responseHeaders(ctx, upstreamHeaders), text);
       return;
     }
 
     const lostAnswer = fault.kind !== undefined && fault.phase === "after";
     if (op.name === "GetObject" && status >= 200 && status < 300 && !lostAnswer) {
-      const length = Number(upstreamResponse.headers["content-length"]);
-      if (length <= BUFFERED_GET_MAX) {
-        // A small object: read whole (bytes, never text) and answered in one write.
-        send(ctx, status, responseHeaders(ctx, upstreamResponse.headers), await readAll(upstreamResponse));
+      const length = Number(upstreamHeaders["content-length"]);
+      if (upstreamResponse === undefined || length <= BUFFERED_GET_MAX) {
+        // Held already, or small: the bytes (never text) answered in one write.
+        send(ctx, status, responseHeaders(ctx, upstreamHeaders), await answerBody());
         return;
       }
       // Streamed: objects may be far larger than anything worth buffering.
-      ctx.res.writeHead(status, responseHeaders(ctx, upstreamResponse.headers));
+      ctx.res.writeHead(status, responseHeaders(ctx, upstreamHeaders));
       await pipeline(upstreamResponse, ctx.res);
       return;
     }
 
-    let body = (await readAll(upstreamResponse)).toString("utf8");
+    let body = (await answerBody()).toString("utf8");
     if (status >= 200 && status < 300) {
-      const etag = upstreamResponse.headers.etag;
+      const etag = upstreamHeaders.etag;
       await afterCreated(ctx, op, body, typeof etag === "string" ? etag : undefined);
       if (op.name === "CompleteMultipartUpload") {
         const host = ctx.headers.get("host") ?? "127.0.0.1";
@@ -599,7 +613,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     // The request took effect (and its event went out); only the answer is lost.
     if (await applyFault(ctx, fault, "after")) return;
-    send(ctx, status, responseHeaders(ctx, upstreamResponse.headers), body);
+    send(ctx, status, responseHeaders(ctx, upstreamHeaders), body);
   }
 
   // ---- SQS ---------------------------------------------------------------------------------------------------------
@@ -865,14 +879,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const rawQuery = q === -1 ? "" : rawUrl.slice(q + 1);
 
     const verified = await verifySigV4(
-      { method, rawPath, rawQuery, rawHeaders: req.rawHeaders, body, headers },
-      {
-        lookup: (key) => identities.lookup(key),
-        isExpired: (record) => identities.isExpired(record),
-        now: new Date(),
-        // STS and EC2 accept any region here; S3 and SQS resources live in the configured one.
-        expectedRegion: (s) => (s === "s3" || s === "sqs" ? region : undefined),
-      },
+      { method, rawPath, rawQuery, rawHeaders: req.rawHeaders, body, headers, authorization: parsedAuth },
+      { ...verifyOptions, now: new Date() },
     );
     if (!verified.ok) {
       counters.authFailures += 1;

@@ -20,6 +20,8 @@ export interface SignedRequest {
   body: Buffer;
   /** headerMap(rawHeaders), when the caller has it already. */
   headers?: Map<string, string>;
+  /** parseAuthorization(headers' authorization), when the caller has it already (the gateway routes on it). */
+  authorization?: ParsedAuthorization | "missing" | "malformed";
 }
 
 export interface ParsedAuthorization {
@@ -203,7 +205,7 @@ function expectedSignature(
 /** Authenticates `request`; on success returns the principal's credential record and the decoded payload. */
 export async function verifySigV4(request: SignedRequest, options: VerifyOptions): Promise<VerifyResult> {
   const headers = request.headers ?? headerMap(request.rawHeaders);
-  const parsed = parseAuthorization(headers.get("authorization"));
+  const parsed = request.authorization ?? parseAuthorization(headers.get("authorization"));
   if (parsed === "missing") {
     const presigned = /(^|&)X-Amz-(Credential|Signature)=/i.test(request.rawQuery);
     return presigned

@@ -3,7 +3,7 @@
 // GetPolicyVersion, ListRolePolicies, GetRolePolicy) and as SimulatePrincipalPolicy evaluates them. The stand-in
 // takes a role's enforced policies from here, so what the audit reads is exactly what the gateway enforces.
 import type { PolicyDocument } from "./types.js";
-import { validatePolicy } from "./validate.js";
+import { sealPolicy } from "./validate.js";
 
 export interface StoredDocument {
   document: PolicyDocument;
@@ -51,7 +51,8 @@ function policyId(): string {
 }
 
 function stored(document: PolicyDocument, kind: "identity" | "trust"): StoredDocument {
-  const valid = validatePolicy(document, kind);
+  // A frozen copy: the gateway enforces it on every request without validating it again.
+  const valid = sealPolicy(document, kind);
   return { document: valid, text: JSON.stringify(valid, null, 2) };
 }
 

@@ -1,7 +1,7 @@
 // IAM identity-policy evaluation for the subset the stand-in needs: explicit Deny wins, then any Allow, else the
 // implicit deny. Our own small implementation (the npm evaluator that does this is AGPL).
 import type { AuthorizationRequest, Decision, PolicyDocument, PolicyStatement } from "./types.js";
-import { statementsOf, validatePolicy } from "./validate.js";
+import { statementsOf, validated } from "./validate.js";
 
 const patternCache = new Map<string, RegExp>();
 
@@ -85,14 +85,15 @@ function checkRequest(request: AuthorizationRequest): void {
 }
 
 /**
- * Decides `request` against a principal's identity policies. Every document is validated on each call (cheap for
- * our sizes), so a policy built in code is held to the same rules as one loaded from scripts/iam/.
+ * Decides `request` against a principal's identity policies. Every document is validated on each call, so a policy
+ * built in code is held to the same rules as one loaded from scripts/iam/; a sealed one (IAM's stored documents,
+ * frozen once validated) was checked when it was sealed.
  */
 export function evaluate(policies: readonly PolicyDocument[], request: AuthorizationRequest): Decision {
   checkRequest(request);
   let allow: Decision | undefined;
   for (const policy of policies) {
-    for (const statement of statementsOf(validatePolicy(policy, "identity"))) {
+    for (const statement of statementsOf(validated(policy, "identity"))) {
       if (!statementMatches(statement, request)) continue;
       // A matching Deny decides at once: nothing later can override it.
       if (statement.Effect === "Deny") return withSid({ effect: "explicit-deny" as const }, statement.Sid);
@@ -119,7 +120,7 @@ export function explain(
   checkRequest(request);
   const allows: MatchedStatement[] = [];
   for (const [p, policy] of policies.entries()) {
-    for (const [s, statement] of statementsOf(validatePolicy(policy, "identity")).entries()) {
+    for (const [s, statement] of statementsOf(validated(policy, "identity")).entries()) {
       if (!statementMatches(statement, request)) continue;
       if (statement.Effect === "Deny") return { effect: "explicit-deny", matched: [{ policy: p, statement: s }] };
       allows.push({ policy: p, statement: s });

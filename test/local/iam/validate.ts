@@ -114,6 +114,30 @@ export function validatePolicy(doc: unknown, kind: PolicyKind = "identity"): Pol
   return doc as unknown as PolicyDocument;
 }
 
+// Documents validatePolicy passed, then deep-copied and frozen by sealPolicy, with the kind they passed as: nothing can
+// change them afterwards, so evaluate() need not validate them on every request.
+const sealed = new WeakMap<object, PolicyKind>();
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== "object" || value === null) return;
+  for (const child of Object.values(value)) deepFreeze(child);
+  Object.freeze(value);
+}
+
+/** validatePolicy on a frozen deep copy of `doc`, which is returned (what IAM stores: later edits of `doc` do not reach it). */
+export function sealPolicy(doc: unknown, kind: PolicyKind = "identity"): PolicyDocument {
+  // The original first, so what cannot be cloned is refused as invalid rather than failing the copy.
+  const copy = validatePolicy(structuredClone(validatePolicy(doc, kind)), kind);
+  deepFreeze(copy);
+  sealed.set(copy, kind);
+  return copy;
+}
+
+/** `doc` as validatePolicy returns it, checked once for a sealed document and on every call otherwise. */
+export function validated(doc: unknown, kind: PolicyKind = "identity"): PolicyDocument {
+  return typeof doc === "object" && doc !== null && sealed.get(doc) === kind ? (doc as PolicyDocument) : validatePolicy(doc, kind);
+}
+
 export function statementsOf(doc: PolicyDocument): PolicyStatement[] {
   return Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement];
 }

@@ -6,6 +6,7 @@ import {
   PolicyValidationError,
   renderPolicy,
   repoPath,
+  sealPolicy,
   validatePolicy,
   type Decision,
   type PolicyDocument,
@@ -148,6 +149,28 @@ describe("validatePolicy", () => {
     expect(trust.Statement).toHaveLength(1);
     expect(() => loadPolicyFile(repoPath("scripts", "iam", "ec2-trust-policy.json"), {})).toThrow(/Principal/);
     expect(() => validatePolicy({ Version: "2012-10-17", Statement: [ok] }, "trust")).toThrow(/needs a Principal/);
+  });
+});
+
+describe("sealPolicy", () => {
+  const doc = (): PolicyDocument => ({ Version: "2012-10-17", Statement: [{ Sid: "A", Effect: "Allow", Action: ["s3:GetObject"], Resource: "arn:aws:s3:::b/*" }] });
+  const get = { action: "s3:GetObject", resource: "arn:aws:s3:::b/k" };
+
+  it("returns a validated, deeply frozen copy that later edits of the original do not reach", () => {
+    const original = doc();
+    const sealed = sealPolicy(original);
+    expect(sealed).toEqual(original);
+    expect(sealed).not.toBe(original);
+    expect(Object.isFrozen(sealed) && Object.isFrozen((sealed.Statement as object[])[0])).toBe(true);
+    expect(() => (((sealed.Statement as { Action: string[] }[])[0]!.Action).push("s3:*"))).toThrow(TypeError);
+    ((original.Statement as { Effect: string }[])[0]!).Effect = "Deny";
+    expect(evaluate([sealed], get)).toEqual({ effect: "allow", sid: "A" });
+  });
+
+  it("refuses what validatePolicy refuses, and a document sealed as a trust policy is still checked as an identity one", () => {
+    expect(() => sealPolicy({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*", Condition: {} }] })).toThrow(PolicyValidationError);
+    const trust = sealPolicy({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }] }, "trust");
+    expect(() => evaluate([trust], get)).toThrow(PolicyValidationError);
   });
 });
 
