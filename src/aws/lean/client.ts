@@ -18,6 +18,7 @@ import {
   isTransientError,
 } from "@smithy/core/retry";
 import type { AwsCredentialIdentityProvider, HttpRequest, RetryErrorInfo, RetryErrorType, StandardRetryBackoffStrategy, StandardRetryToken } from "@smithy/types";
+import { cacheSigningKeys } from "./signing-key.js";
 import { ERROR_BODY_LIMIT, LeanAbortError, LeanResponseError, LeanTimeoutError, type LeanMetadata, type LeanServiceError } from "./errors.js";
 
 // Not `import … from "node:http"`: an ES import of node:http reads all its exports, and its WebSocket getter loads
@@ -190,6 +191,7 @@ export class LeanClient {
         uriEscapePath: service !== "s3",
         applyChecksum: false,
       });
+      cacheSigningKeys(signer);
       this.signers.set(service, signer);
     }
     return signer;

@@ -9,6 +9,7 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import type { HeaderBag, HttpRequest } from "@smithy/types";
 import { describe, expect, it } from "vitest";
 import { LeanClient } from "../../../../src/aws/lean/client.js";
+import { cacheSigningKeys } from "../../../../src/aws/lean/signing-key.js";
 
 const SUITE = join(import.meta.dirname, "../../../fixtures/sigv4/aws-sig-v4-test-suite");
 const CREDENTIALS = { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" };
@@ -110,7 +111,7 @@ const VECTORS = ALL.filter((v) => v.name !== "post-sts-token/post-sts-header-aft
 
 /** The lean transport's signer options (LeanClient.signer), with the suite's service, region and keys. */
 function suiteSigner(uriEscapePath: boolean, sessionToken?: string): RecordingSigner {
-  return new RecordingSigner({
+  const signer = new RecordingSigner({
     service: "service",
     region: "us-east-1",
     credentials: { ...CREDENTIALS, ...(sessionToken !== undefined && { sessionToken }) },
@@ -118,6 +119,9 @@ function suiteSigner(uriEscapePath: boolean, sessionToken?: string): RecordingSi
     uriEscapePath,
     applyChecksum: false,
   });
+  // With the transport's signing-key cache, as LeanClient.signer() installs it.
+  cacheSigningKeys(signer);
+  return signer;
 }
 
 async function replay(vector: Vector, uriEscapePath: boolean): Promise<{ signer: RecordingSigner; authorization: string }> {
