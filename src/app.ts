@@ -15,6 +15,7 @@ import { unredactedChild, type Logger } from "./logging/logger.js";
 import { Metrics } from "./observability/metrics.js";
 import { startMetricsEndpoint, type MetricsEndpoint } from "./observability/prometheus.js";
 import type { Outcome } from "./pipeline/outcome.js";
+import { IdleCollector, exposedGc } from "./pipeline/idle-collector.js";
 import { createPipeline } from "./pipeline/pipeline.js";
 import { createDocumentRunner } from "./pipeline/process-document.js";
 import type { SubmitContext } from "./pipeline/types.js";
@@ -49,6 +50,10 @@ export function createInstrumentedRunner(prepared: Prepared, log: Logger, metric
   };
 }
 
+/** Bytes of documents after which the next idle moment gets a full collection (src/pipeline/idle-collector.ts): one
+ * document of a MiB or more, or a few hundred small ones. */
+const IDLE_COLLECT_BYTES = 1024 * 1024;
+
 export interface RunningDaemon extends SupervisedDaemon {
   consumer: Consumer;
   metrics: Metrics;
@@ -57,11 +62,13 @@ export interface RunningDaemon extends SupervisedDaemon {
 export function startDaemon(prepared: Prepared, log: Logger, onEvent?: (event: ConsumerEvent) => void): RunningDaemon {
   const { config, clients } = prepared;
   const metrics = new Metrics();
+  const runDocument = createInstrumentedRunner(prepared, log, metrics);
+  const collector = new IdleCollector({ thresholdBytes: IDLE_COLLECT_BYTES, inFlight: () => pipeline.inFlight, collect: exposedGc() });
   const pipeline = createPipeline({
     concurrency: config.concurrency,
     prefetch: prefetchOf(config),
     maxInFlightBytes: config.maxInFlightBytes,
-    run: createInstrumentedRunner(prepared, log, metrics),
+    run: (doc, ctx) => runDocument(doc, ctx).finally(() => collector.settled(doc.size ?? 0)),
   });
   const parseOptions = {
     sourceBucket: config.sourceBucket,

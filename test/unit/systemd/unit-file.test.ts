@@ -140,7 +140,7 @@ describe("the unit agrees with the daemon and the bootstrap", () => {
   it("starts Node 22 from the installed release with the default config path", () => {
     const exec = get("ExecStart") ?? "";
     expect(exec).toMatch(
-      /^\/usr\/bin\/node-22 --max-old-space-size=\d+ --max-semi-space-size=\d+ --v8-pool-size=\d+ \/opt\/doc-processor\/current\/dist\/cli\.js run --config (\S+)$/,
+      /^\/usr\/bin\/node-22 --max-old-space-size=\d+ --max-semi-space-size=\d+ --v8-pool-size=\d+ --expose-gc \/opt\/doc-processor\/current\/dist\/cli\.js run --config (\S+)$/,
     );
     expect(exec.split(" ").at(-1)).toBe(DEFAULT_CONFIG_PATH);
     expect(get("EnvironmentFile")).toBe("-/etc/doc-processor/environment");
