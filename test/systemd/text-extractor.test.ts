@@ -134,7 +134,11 @@ describe("the text processor's extractor under doc-processor.service", () => {
     await upload(stand, [{ key: "y/scan.png", body: image }]);
     const text = await eventually("the image's text", () => output("y/scan.png.txt"), { timeoutMs: 180_000 });
     expect(text).toContain("Recognised under systemd");
-    const record = JSON.parse((await output("y/scan.png.ocr.json")) ?? "{}") as { pages?: number; ocrPages?: number };
+    // The outputs are written one after another: the record may land a moment after the text.
+    const record = JSON.parse(await eventually("the OCR record", () => output("y/scan.png.ocr.json"), { timeoutMs: 30_000 })) as {
+      pages?: number;
+      ocrPages?: number;
+    };
     expect(record).toMatchObject({ pages: 1, ocrPages: 1 });
 
     const [child] = await extractors(mainPid!, "ocr-child.js");
