@@ -41,6 +41,8 @@ export interface TargetCheck {
 const DAEMON = "daemon";
 /** The daemon running test/bench/sha256-processor.mjs: the baselines' exact job, so only the framework differs. */
 export const DAEMON_SHA256 = "daemon (sha256 only)";
+/** The same job on another build (--compare): an A/B in one run. */
+export const DAEMON_SHA256_COMPARED = "daemon (sha256, compared build)";
 /** The same on `transport: "sdk"`: how far the SDK clients alone get. */
 export const DAEMON_SHA256_SDK = "daemon (sha256, sdk)";
 export const RAW = "raw SDK loop";

@@ -21,7 +21,8 @@
 // Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf, --no-streaming, --no-scale-out,
 // --no-text-mix, --only NAMES (comma-separated parts of contender names), --node-flags="FLAGS" (added to the unit's; the = is needed, they start with a dash),
 // --profile DIR (a CPU profile per Node contender), --profile-stand-in DIR (one of the stand-in per contender's steady
-// window).
+// window), --compare CLI (another build's dist/cli.js, e.g. of a git worktree at the base commit, run on the raw
+// loop's job right after this build's: an A/B of a change in one run).
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -36,6 +37,7 @@ import { taskset, ticksToMs } from "./proc.js";
 import {
   AWS_LITE_LOOP,
   DAEMON_SHA256,
+  DAEMON_SHA256_COMPARED,
   DAEMON_SHA256_SDK,
   LEAN_LOOP,
   RAW,
@@ -88,6 +90,7 @@ const { values } = parseArgs({
     "node-flags": { type: "string" },
     profile: { type: "string" },
     "profile-stand-in": { type: "string" },
+    compare: { type: "string" },
   },
 });
 const quick = values.quick;
@@ -201,6 +204,10 @@ async function main(): Promise<number> {
     say("bench: dist/ is missing; run `npm run build` first");
     return 1;
   }
+  if (values.compare !== undefined && !existsSync(values.compare)) {
+    say(`bench: --compare ${values.compare}: no such file (another build's dist/cli.js)`);
+    return 64;
+  }
   // The stand-in (this process) on core 1, the contender on core 0: they do not compete for the measured core.
   const bench: MeasuredStandIn = await startMeasuredStandIn();
   if (values["profile-stand-in"] !== undefined) bench.profileDir = values["profile-stand-in"];
@@ -236,6 +243,15 @@ async function main(): Promise<number> {
           startContender({ args: [DAEMON_CLI, "run", "--config", jobOnlyConfig], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
         ),
       );
+      if (transport === "lean" && values.compare !== undefined) {
+        const other = values.compare;
+        say(`the same with ${other}…`);
+        results.push(
+          await runConsumer(DAEMON_SHA256_COMPARED, bench, docs, (onLog) =>
+            startContender({ args: [other, "run", "--config", jobOnlyConfig], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
+          ),
+        );
+      }
     }
 
     const job = JSON.stringify({

@@ -1,6 +1,6 @@
 /**
- * The lean transport's request engine: SigV4 (@smithy/signature-v4, one signer per service, its signing key cached
- * per day) over one keep-alive node:http(s) Agent, the SDK's standard retry strategy (@smithy/core/retry), clock-skew
+ * The lean transport's request engine: SigV4 (sigv4.ts, one signer per service, its signing key derived once per
+ * secret and day) over one keep-alive node:http(s) Agent, the SDK's standard retry strategy (@smithy/core/retry), clock-skew
  * correction from the server's Date, connection and socket idle timeouts, and AbortSignal. The service modules
  * (sqs.ts, s3.ts) build requests and read answers; errors come out in the SDK's shape (errors.ts).
  */
@@ -8,8 +8,6 @@ import type { Agent as HttpAgentType, ClientRequest, IncomingHttpHeaders, Incomi
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
-import { Hash } from "@smithy/hash-node";
-import { SignatureV4 } from "@smithy/signature-v4";
 import {
   StandardRetryStrategy,
   isClockSkewError,
@@ -17,8 +15,8 @@ import {
   isThrottlingError,
   isTransientError,
 } from "@smithy/core/retry";
-import type { AwsCredentialIdentityProvider, HttpRequest, RetryErrorInfo, RetryErrorType, StandardRetryBackoffStrategy, StandardRetryToken } from "@smithy/types";
-import { cacheSigningKeys } from "./signing-key.js";
+import type { AwsCredentialIdentityProvider, RetryErrorInfo, RetryErrorType, StandardRetryBackoffStrategy, StandardRetryToken } from "@smithy/types";
+import { SigV4Signer } from "./sigv4.js";
 import { ERROR_BODY_LIMIT, LeanAbortError, LeanResponseError, LeanTimeoutError, type LeanMetadata, type LeanServiceError } from "./errors.js";
 
 // Not `import … from "node:http"`: an ES import of node:http reads all its exports, and its WebSocket getter loads
@@ -53,7 +51,7 @@ export interface LeanRequest {
   service: ServiceSpec;
   target: Target;
   method: "GET" | "PUT" | "POST" | "DELETE";
-  /** Encoded path (with the query string, already encoded and in canonical order, when there is one). */
+  /** Encoded path, without a query string (none of the transport's calls has one; the signer refuses it). */
   path: string;
   headers: Record<string, string>;
   /** Strings and bytes are replayed on a retry; a Readable is not once its first byte was read. */
@@ -96,8 +94,6 @@ export interface ClientOptions {
 /** Retry-After / skew checks: the SDK's window for treating a Date as a clock-skew correction. */
 export const CLOCK_SKEW_THRESHOLD_MS = 240_000;
 const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
-
-const sha256 = Hash.bind(null, "sha256");
 
 /** Jittered exponential backoff like the SDK's DefaultRetryBackoffStrategy, with an injectable random source. */
 class Backoff implements StandardRetryBackoffStrategy {
@@ -163,7 +159,7 @@ function headerString(headers: IncomingHttpHeaders, name: string): string | unde
 const NO_RETRY = Symbol("no-retry");
 
 export class LeanClient {
-  private readonly signers: Map<string, SignatureV4> = new Map();
+  private readonly signers: Map<string, SigV4Signer> = new Map();
   private readonly httpAgent: HttpAgentType;
   private readonly httpsAgent: HttpsAgent;
   private readonly retry: StandardRetryStrategy;
@@ -180,18 +176,10 @@ export class LeanClient {
   }
 
   /** The signer of a service (S3 signs the path as sent; other services URI-encode it once more). */
-  signer(service: "s3" | "sqs"): SignatureV4 {
+  signer(service: "s3" | "sqs"): SigV4Signer {
     let signer = this.signers.get(service);
     if (signer === undefined) {
-      signer = new SignatureV4({
-        service,
-        region: this.options.region,
-        credentials: this.options.credentials,
-        sha256,
-        uriEscapePath: service !== "s3",
-        applyChecksum: false,
-      });
-      cacheSigningKeys(signer);
+      signer = new SigV4Signer({ service, region: this.options.region, credentials: this.options.credentials, uriEscapePath: service !== "s3" });
       this.signers.set(service, signer);
     }
     return signer;
@@ -303,21 +291,12 @@ export class LeanClient {
     const { target, signal } = request;
     const headers: Record<string, string> = { ...request.headers, host: target.host };
     if (request.body !== undefined) headers["content-length"] = String(Buffer.byteLength(request.body));
-    const toSign: HttpRequest = {
-      method: request.method,
-      protocol: target.protocol,
-      hostname: target.hostname,
-      path: request.path,
-      query: {},
-      headers,
-      // The signer hashes a string body itself (SQS); S3 requests carry x-amz-content-sha256.
-      body: request.service.name === "s3" ? undefined : request.body,
-    };
-    if (target.port !== undefined) toSign.port = target.port;
-    let signed: HttpRequest;
+    let signed: Record<string, string>;
     try {
       // Raced: a slow credentials refresh (IMDS) must not hold an aborted call (a shutdown) until it resolves.
-      signed = await raceAbort(this.signer(request.service.name).sign(toSign, { signingDate: new Date(this.now()) }), signal);
+      // S3 requests name their payload's hash in x-amz-content-sha256; an SQS body is hashed by the signer.
+      const input = { method: request.method, path: request.path, headers, ...(request.body !== undefined && { body: request.body }) };
+      signed = await raceAbort(this.signer(request.service.name).sign(input, this.now()), signal);
     } catch (err) {
       if (err instanceof LeanAbortError) throw err;
       // The credentials provider's failure, unchanged: the daemon classifies it.
@@ -334,7 +313,7 @@ export class LeanClient {
         port: target.port,
         method: request.method,
         path: request.path,
-        headers: signed.headers,
+        headers: signed,
         timeout: this.options.requestTimeoutMs,
       });
       let settled = false;
