@@ -9,7 +9,7 @@
 export interface IdleCollectorOptions {
   /** Bytes of documents settled since the last collection that make an idle moment worth one. */
   thresholdBytes: number;
-  /** Documents in flight now (the pipeline's count). */
+  /** Documents in flight now (the pipeline's count, which still includes a document while it settles). */
   inFlight: () => number;
   /** The full collection, or undefined where the runtime does not offer one. */
   collect: (() => void) | undefined;
@@ -31,6 +31,9 @@ export class IdleCollector {
   settled(bytes: number): void {
     this.#since += bytes;
     if (this.#pending || this.options.collect === undefined || this.#since < this.options.thresholdBytes) return;
+    // Others still in flight: no idle moment follows this one, and the last of them asks again. Without this check a
+    // busy daemon scheduled a callback for every document once the threshold was passed.
+    if (this.options.inFlight() > 1) return;
     this.#pending = true;
     // After this tick: the settling document's own frames and the pipeline's count are done with by then.
     setImmediate(() => {

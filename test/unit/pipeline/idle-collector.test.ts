@@ -40,6 +40,21 @@ describe("IdleCollector", () => {
     expect(collector.collections).toBe(1);
   });
 
+  it("schedules nothing while others are in flight: the last one to settle (counted while it settles) asks", async () => {
+    const { collector, calls, setInFlight } = rig(10);
+    setInFlight(3);
+    collector.settled(50);
+    // Idle by the next tick, but this one settled among others: it left the asking to them.
+    setInFlight(0);
+    await tick();
+    expect(calls()).toBe(0);
+    setInFlight(1);
+    collector.settled(0);
+    setInFlight(0);
+    await tick();
+    expect(calls()).toBe(1);
+  });
+
   it("runs one collection for documents settling in the same tick", async () => {
     const { collector, calls } = rig(10);
     for (let i = 0; i < 5; i++) collector.settled(100);

@@ -81,6 +81,36 @@ describe("Heartbeat", () => {
     expect(h.calls).toHaveLength(0);
   });
 
+  it("re-arms only for an earlier deadline; a timer left early by a stopped message re-arms without a call", async () => {
+    const h = setup({ maxProcessingSeconds: 3 });
+    const a = beat("a");
+    const b = beat("b");
+    h.heartbeat.watch(a, () => undefined); // due at 10 s
+    await vi.advanceTimersByTimeAsync(5_000);
+    h.heartbeat.watch(b, () => undefined); // due at 15 s: later, the timer stays
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await h.heartbeat.stop(a, "settled");
+    await vi.advanceTimersByTimeAsync(4_000); // 10 s: the timer set for a fires, nothing is due
+    expect(h.calls).toHaveLength(0);
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(h.calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(1); // 15 s: b is due
+    expect(h.calls.map((c) => c.ids)).toEqual([["b"]]);
+    // An earlier deadline re-arms: b's cap (3 s from now) comes before its next extension.
+    const capped = vi.fn();
+    const c = beat("c");
+    h.heartbeat.watch(c, capped);
+    h.heartbeat.startCap(c);
+    await vi.advanceTimersByTimeAsync(2_999);
+    expect(capped).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(capped).toHaveBeenCalledTimes(1);
+    await Promise.all([h.heartbeat.stop(b, "settled"), h.heartbeat.stop(c, "abandoned")]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it("stop() resolves only once an extension in flight has landed, and no extension follows", async () => {
     const h = setup({ autoAnswer: false });
     const a = beat("a");
