@@ -27,6 +27,8 @@ export interface ContenderResult {
   exit: number | string | null;
   /** The same after the warm-up documents (test/bench/steady.ts); null for the shell loop and too short runs. */
   steady: SteadyFigures | null;
+  /** With --rounds > 1: each round's steady documents/s (whole-run where none), in round order. */
+  rounds?: number[];
 }
 
 export interface TargetCheck {
@@ -85,6 +87,30 @@ export function checkTargets(results: readonly ContenderResult[]): TargetCheck[]
   ];
 }
 
+/** The figure a round is ranked by: steady documents/s, or the whole run's where there are no steady figures. */
+function pace(r: ContenderResult): number {
+  return r.steady?.docsPerSecond ?? r.docsPerSecond;
+}
+
+/**
+ * One result per contender from several interleaved rounds: the round whose pace is the median (its figures stay
+ * together as one consistent row), with the highest peak RSS of all rounds (the target is a ceiling) and every
+ * round's pace. The machine is a shared VM whose speed drifts by 5-25% over a minute: contenders that run at
+ * different moments of one pass are compared at different speeds; the median of rounds taken in turns is not.
+ * Contenders keep their first-seen order; a contender missing from some rounds is combined over those it ran in.
+ */
+export function medianOfRounds(rounds: readonly (readonly ContenderResult[])[]): ContenderResult[] {
+  const byName = new Map<string, ContenderResult[]>();
+  for (const results of rounds) for (const r of results) byName.set(r.name, [...(byName.get(r.name) ?? []), r]);
+  return [...byName.values()].map((runs) => {
+    if (runs.length === 1) return runs[0]!;
+    // Lower median for an even count: the slower of the middle two, never flattering.
+    const median = [...runs].sort((a, b) => pace(a) - pace(b))[Math.floor((runs.length - 1) / 2)]!;
+    const rss = runs.map((r) => r.peakRssMb).filter((v): v is number => v !== null);
+    return { ...median, peakRssMb: rss.length === 0 ? null : Math.max(...rss), rounds: runs.map(pace) };
+  });
+}
+
 export function round(n: number): string {
   return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2);
 }
@@ -122,6 +148,15 @@ export function formatReport(results: readonly ContenderResult[], targets: reado
   const breakdown = results.map(
     (r) => `  ${r.name}: ${Object.entries(r.requestsByAction).map(([a, n]) => `${a}=${(n / r.documents).toFixed(2)}`).join(" ")}`,
   );
+  const withRounds = results.filter((r) => r.rounds !== undefined && r.rounds.length > 1);
+  const roundLines =
+    withRounds.length === 0
+      ? []
+      : [
+          `Rounds (contenders run in turns; each row above is the median round, peak RSS the highest of all), docs/s per round:`,
+          ...withRounds.map((r) => `  ${r.name}: ${r.rounds!.map((n) => fmt(n)).join(" / ")}`),
+          "",
+        ];
   const steady = results.flatMap((r) => (r.steady === null ? [] : [{ name: r.name, ...r.steady }]));
   const steadyHeader = ["steady state", "warm-up", "docs", "s", "docs/s", ...steady.map((r) => `x ${r.name}`), "CPU ms/doc", "stand-in busy", "stand-in ms/doc"];
   const steadyRows = steady.map((r) => [
@@ -156,6 +191,7 @@ export function formatReport(results: readonly ContenderResult[], targets: reado
     "",
     ...steadyLines,
     "",
+    ...roundLines,
     "IAM checks per document, by action (role sessions, first receive to exit):",
     ...breakdown,
     "",

@@ -20,7 +20,8 @@
 // Exit 0 when every part completed; targets are reported, not asserted.
 // Options: --quick, --docs N, --shell-docs N, --concurrency N, --out FILE, --no-pdf, --no-streaming, --no-scale-out,
 // --no-text-mix, --only NAMES (comma-separated parts of contender names), --node-flags="FLAGS" (added to the unit's; the = is needed, they start with a dash),
-// --profile DIR (a CPU profile per Node contender), --profile-stand-in DIR (one of the stand-in per contender's steady
+// --rounds N (passes over the queue consumers in turns, each figure from the median round: 3 in the full run, 1 in the
+// quick one), --profile DIR (a CPU profile per Node contender), --profile-stand-in DIR (one of the stand-in per contender's steady
 // window), --compare CLI (another build's dist/cli.js, e.g. of a git worktree at the base commit, run on the raw
 // loop's job right after this build's: an A/B of a change in one run).
 import { execFile, spawn } from "node:child_process";
@@ -44,6 +45,7 @@ import {
   SQS_CONSUMER,
   checkTargets,
   formatReport,
+  medianOfRounds,
   type ContenderResult,
 } from "./report.js";
 import { T2_MICRO_BASELINE_CPU_MS_PER_HOUR, t2MicroDocsPerHour } from "./steady.js";
@@ -91,6 +93,7 @@ const { values } = parseArgs({
     profile: { type: "string" },
     "profile-stand-in": { type: "string" },
     compare: { type: "string" },
+    rounds: { type: "string" },
   },
 });
 const quick = values.quick;
@@ -109,7 +112,9 @@ const NODE_FLAGS = [
 const docCount = Number(values.docs ?? (quick ? 200 : 2000));
 const shellCount = Number(values["shell-docs"] ?? (quick ? 3 : 20));
 const concurrency = Number(values.concurrency);
-for (const [name, n] of [["docs", docCount], ["shell-docs", shellCount], ["concurrency", concurrency]] as const) {
+/** Passes over the queue consumers, in turns; each reported figure is the median round (report.ts medianOfRounds). */
+const rounds = Number(values.rounds ?? (quick ? 1 : 3));
+for (const [name, n] of [["docs", docCount], ["shell-docs", shellCount], ["concurrency", concurrency], ["rounds", rounds]] as const) {
   if (!Number.isInteger(n) || n < 1) {
     process.stderr.write(`--${name} takes a whole number >= 1\n`);
     process.exit(64);
@@ -199,6 +204,69 @@ async function runPart(script: string, args: string[]): Promise<number> {
   return new Promise((done) => child.on("exit", (code) => done(code ?? 1)));
 }
 
+/** One pass over the queue consumers (every selected one but the shell loop), on the same documents. */
+async function runRound(bench: MeasuredStandIn, docs: ReturnType<typeof makeDocuments>, childEnv: ReturnType<typeof contenderEnv>): Promise<ContenderResult[]> {
+  const { standIn } = bench;
+  const results: ContenderResult[] = [];
+
+  let daemon: ConsumerRun | undefined;
+  if (selected("daemon")) {
+    say("daemon…");
+    const configPath = daemonConfigFile(standIn, { processor: "metadata", concurrency });
+    daemon = await runConsumer("daemon", bench, docs, (onLog) =>
+      startContender({ args: [DAEMON_CLI, "run", "--config", configPath], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
+    );
+    results.push(daemon);
+  }
+
+  say("daemon with the baselines' job (sha256 only)…");
+  for (const [name, transport] of [[DAEMON_SHA256, "lean"], [DAEMON_SHA256_SDK, "sdk"]] as const) {
+    if (!selected(name)) continue;
+    if (transport === "sdk") say("the same on the SDK transport…");
+    const jobOnlyConfig = daemonConfigFile(standIn, { processor: SHA256_PROCESSOR, concurrency, transport });
+    results.push(
+      await runConsumer(name, bench, docs, (onLog) =>
+        startContender({ args: [DAEMON_CLI, "run", "--config", jobOnlyConfig], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
+      ),
+    );
+    if (transport === "lean" && values.compare !== undefined) {
+      const other = values.compare;
+      say(`the same with ${other}…`);
+      results.push(
+        await runConsumer(DAEMON_SHA256_COMPARED, bench, docs, (onLog) =>
+          startContender({ args: [other, "run", "--config", jobOnlyConfig], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
+        ),
+      );
+    }
+  }
+
+  const job = JSON.stringify({
+    endpoint: standIn.urls.gateway,
+    region: standIn.region,
+    queueUrl: standIn.queue.url,
+    outputBucket: standIn.config.outputBucket,
+    concurrency,
+    // The daemon's metadata record size; without a daemon run (--only), about what it writes for these documents.
+    outputBytes: Math.round(daemon?.bytesOutPerDoc ?? 700),
+  });
+  const peers = [
+    ["raw", RAW],
+    ["lean", LEAN_LOOP],
+    ["aws-lite", AWS_LITE_LOOP],
+    ["sqs-consumer", SQS_CONSUMER],
+  ] as const;
+  for (const [mode, name] of peers) {
+    if (!selected(name)) continue;
+    say(`${name}…`);
+    results.push(
+      await runConsumer(name, bench, docs, (onLog) =>
+        startContender({ args: [PEER_WORKER, mode, job], nodeFlags: [...NODE_FLAGS, "--import", "tsx"], env: { ...childEnv }, onLog }),
+      ),
+    );
+  }
+  return results;
+}
+
 async function main(): Promise<number> {
   if (!existsSync(DAEMON_CLI)) {
     say("bench: dist/ is missing; run `npm run build` first");
@@ -222,62 +290,12 @@ async function main(): Promise<number> {
         `${standInPinned ? ", stand-in on core 1" : ""}, ${cpuCount} CPUs (${cpus()[0]?.model ?? "?"}), Node ${process.version}`,
     );
     const childEnv = contenderEnv(standIn);
-
-    let daemon: ConsumerRun | undefined;
-    if (selected("daemon")) {
-      say("daemon…");
-      const configPath = daemonConfigFile(standIn, { processor: "metadata", concurrency });
-      daemon = await runConsumer("daemon", bench, docs, (onLog) =>
-        startContender({ args: [DAEMON_CLI, "run", "--config", configPath], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
-      );
-      results.push(daemon);
+    const perRound: ContenderResult[][] = [];
+    for (let r = 1; r <= rounds; r++) {
+      if (rounds > 1) say(`round ${r} of ${rounds}`);
+      perRound.push(await runRound(bench, docs, childEnv));
     }
-
-    say("daemon with the baselines' job (sha256 only)…");
-    for (const [name, transport] of [[DAEMON_SHA256, "lean"], [DAEMON_SHA256_SDK, "sdk"]] as const) {
-      if (!selected(name)) continue;
-      if (transport === "sdk") say("the same on the SDK transport…");
-      const jobOnlyConfig = daemonConfigFile(standIn, { processor: SHA256_PROCESSOR, concurrency, transport });
-      results.push(
-        await runConsumer(name, bench, docs, (onLog) =>
-          startContender({ args: [DAEMON_CLI, "run", "--config", jobOnlyConfig], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
-        ),
-      );
-      if (transport === "lean" && values.compare !== undefined) {
-        const other = values.compare;
-        say(`the same with ${other}…`);
-        results.push(
-          await runConsumer(DAEMON_SHA256_COMPARED, bench, docs, (onLog) =>
-            startContender({ args: [other, "run", "--config", jobOnlyConfig], nodeFlags: NODE_FLAGS, env: childEnv, onLog }),
-          ),
-        );
-      }
-    }
-
-    const job = JSON.stringify({
-      endpoint: standIn.urls.gateway,
-      region: standIn.region,
-      queueUrl: standIn.queue.url,
-      outputBucket: standIn.config.outputBucket,
-      concurrency,
-      // The daemon's metadata record size; without a daemon run (--only), about what it writes for these documents.
-      outputBytes: Math.round(daemon?.bytesOutPerDoc ?? 700),
-    });
-    const peers = [
-      ["raw", RAW],
-      ["lean", LEAN_LOOP],
-      ["aws-lite", AWS_LITE_LOOP],
-      ["sqs-consumer", SQS_CONSUMER],
-    ] as const;
-    for (const [mode, name] of peers) {
-      if (!selected(name)) continue;
-      say(`${name}…`);
-      results.push(
-        await runConsumer(name, bench, docs, (onLog) =>
-          startContender({ args: [PEER_WORKER, mode, job], nodeFlags: [...NODE_FLAGS, "--import", "tsx"], env: { ...childEnv }, onLog }),
-        ),
-      );
-    }
+    results.push(...medianOfRounds(perRound));
     if (selected("shell")) {
       say(`shell loop on ${shellCount} documents…`);
       const shell = await runShell(standIn, measured, docs.slice(0, shellCount).map((d) => d.key));
@@ -290,7 +308,7 @@ async function main(): Promise<number> {
   const targets = checkTargets(results);
   process.stdout.write(formatReport(results, targets));
   const out = saveResults(values.out, quick ? "quick" : "full", {
-    workload: { documents: docCount, documentBytes: DOC_BYTES, shellDocuments: shellCount, concurrency, nodeFlags: NODE_FLAGS },
+    workload: { documents: docCount, documentBytes: DOC_BYTES, shellDocuments: shellCount, concurrency, rounds, nodeFlags: NODE_FLAGS },
     results: results.map(({ ...r }) => {
       delete (r as Partial<typeof r> & { bytesOutPerDoc?: number }).bytesOutPerDoc;
       return r;
