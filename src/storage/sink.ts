@@ -53,11 +53,15 @@ export interface WriteResult {
   method: "put" | "multipart";
 }
 
+const PLAIN_METADATA = /^[\x21-\x24\x26-\x7e](?:[\x20-\x24\x26-\x7e]*[\x21-\x24\x26-\x7e])?$/;
+
 /**
  * Metadata values travel as HTTP headers and must be ASCII. Percent-encode everything outside printable ASCII, '%'
  * itself (so decodeURIComponent always gives the original back) and spaces at either end (HTTP trims them).
  */
 export function encodeMetadataValue(value: string): string {
+  // Most values (bucket names, ETags, plain keys) need nothing: printable ASCII but '%', no space at either end.
+  if (PLAIN_METADATA.test(value)) return value;
   let out = "";
   for (const ch of value) {
     const code = ch.codePointAt(0) ?? 0;

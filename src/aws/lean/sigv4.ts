@@ -106,16 +106,33 @@ export interface CanonicalHeaders {
   signed: string;
 }
 
+function signable(lowerName: string): boolean {
+  return !UNSIGNABLE.has(lowerName) && !lowerName.startsWith("proxy-") && !lowerName.startsWith("sec-");
+}
+
 /** The signed headers, by lowercase name, sorted; unsignable ones and those without a value left out. */
 export function canonicalHeaders(headers: SignInput["headers"]): CanonicalHeaders {
+  // The transport's names are all lowercase already: one sort, no map. Any other spelling takes the general path.
+  const names: string[] = [];
+  for (const name of Object.keys(headers)) {
+    if (headers[name] === undefined) continue;
+    if (name.toLowerCase() !== name) return canonicalHeadersOfAnyCase(headers);
+    if (signable(name)) names.push(name);
+  }
+  names.sort();
+  let lines = "";
+  for (const name of names) lines += `${name}:${canonicalValue(headers[name]!)}\n`;
+  return { lines, signed: names.join(";") };
+}
+
+function canonicalHeadersOfAnyCase(headers: SignInput["headers"]): CanonicalHeaders {
   const byName = new Map<string, string>();
   // Sorted by the names as given, so that of two spellings of one name the later one wins, as in smithy.
   for (const name of Object.keys(headers).sort()) {
     const value = headers[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (UNSIGNABLE.has(lower) || lower.startsWith("proxy-") || lower.startsWith("sec-")) continue;
-    byName.set(lower, canonicalValue(value));
+    if (signable(lower)) byName.set(lower, canonicalValue(value));
   }
   const names = [...byName.keys()].sort();
   let lines = "";

@@ -56,6 +56,27 @@ describe("encodeMetadataValue", () => {
       expect(decodeURIComponent(encoded)).toBe(value);
     },
   );
+
+  it("gives on its fast path (values needing no encoding) what the character loop gives, on generated values", () => {
+    // The loop the fast path short-cuts, as it was before it.
+    const reference = (value: string): string => {
+      let out = "";
+      for (const ch of value) {
+        const code = ch.codePointAt(0) ?? 0;
+        out += code < 0x20 || code > 0x7e || ch === "%" ? encodeURIComponent(ch) : ch;
+      }
+      return out.replace(/^ +| +$/g, (spaces) => "%20".repeat(spaces.length));
+    };
+    const alphabet = ["a", "Z", "0", " ", "%", "~", "\x7f", "\x1f", "/", "é", "😀", "\"", "!", "$", "&"];
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 5000; i++) {
+      let value = "";
+      const n = Math.floor(random() * 8);
+      for (let j = 0; j < n; j++) value += alphabet[Math.floor(random() * alphabet.length)]!;
+      expect(encodeMetadataValue(value), JSON.stringify(value)).toBe(reference(value));
+    }
+  });
 });
 
 describe("lineageMetadata", () => {
