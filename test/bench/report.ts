@@ -27,8 +27,8 @@ export interface ContenderResult {
   exit: number | string | null;
   /** The same after the warm-up documents (test/bench/steady.ts); null for the shell loop and too short runs. */
   steady: SteadyFigures | null;
-  /** With --rounds > 1: each round's steady documents/s (whole-run where none), in round order. */
-  rounds?: number[];
+  /** With --rounds > 1: each round's steady documents/s and CPU ms/document (whole-run where none), in round order. */
+  rounds?: { docsPerSecond: number; cpuMsPerDoc: number | null }[];
 }
 
 export interface TargetCheck {
@@ -107,7 +107,8 @@ export function medianOfRounds(rounds: readonly (readonly ContenderResult[])[]):
     // Lower median for an even count: the slower of the middle two, never flattering.
     const median = [...runs].sort((a, b) => pace(a) - pace(b))[Math.floor((runs.length - 1) / 2)]!;
     const rss = runs.map((r) => r.peakRssMb).filter((v): v is number => v !== null);
-    return { ...median, peakRssMb: rss.length === 0 ? null : Math.max(...rss), rounds: runs.map(pace) };
+    const perRound = runs.map((r) => ({ docsPerSecond: pace(r), cpuMsPerDoc: r.steady !== null ? r.steady.cpuMsPerDoc : r.cpuMsPerDoc }));
+    return { ...median, peakRssMb: rss.length === 0 ? null : Math.max(...rss), rounds: perRound };
   });
 }
 
@@ -153,8 +154,8 @@ export function formatReport(results: readonly ContenderResult[], targets: reado
     withRounds.length === 0
       ? []
       : [
-          `Rounds (contenders run in turns; each row above is the median round, peak RSS the highest of all), docs/s per round:`,
-          ...withRounds.map((r) => `  ${r.name}: ${r.rounds!.map((n) => fmt(n)).join(" / ")}`),
+          `Rounds (contenders run in turns; each row above is the median round, peak RSS the highest of all), docs/s (CPU ms/doc) per round:`,
+          ...withRounds.map((r) => `  ${r.name}: ${r.rounds!.map((n) => `${fmt(n.docsPerSecond)} (${fmt(n.cpuMsPerDoc)})`).join(" / ")}`),
           "",
         ];
   const steady = results.flatMap((r) => (r.steady === null ? [] : [{ name: r.name, ...r.steady }]));

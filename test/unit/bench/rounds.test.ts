@@ -33,7 +33,8 @@ describe("medianOfRounds", () => {
     ]);
     expect(combined.map((r) => r.name)).toEqual(["daemon", "raw"]);
     const [daemon, raw] = combined;
-    expect([daemon!.steady?.docsPerSecond, daemon!.steady?.cpuMsPerDoc, daemon!.peakRssMb, daemon!.rounds]).toEqual([700, 1.4, 88, [700, 800, 600]]);
+    expect([daemon!.steady?.docsPerSecond, daemon!.steady?.cpuMsPerDoc, daemon!.peakRssMb, daemon!.rounds?.map((r) => r.docsPerSecond)]).toEqual([700, 1.4, 88, [700, 800, 600]]);
+    expect(daemon!.rounds?.map((r) => r.cpuMsPerDoc)).toEqual([1.4, 1.2, 1.6]);
     expect([raw!.steady?.docsPerSecond, raw!.cpuMsPerDoc, raw!.peakRssMb]).toEqual([380, 2.6, 92]);
   });
 
@@ -49,6 +50,6 @@ describe("medianOfRounds", () => {
     expect(medianOfRounds([[one]])).toEqual([one]);
     expect(formatReport([one], [])).not.toContain("Rounds");
     const three = medianOfRounds([[run("daemon", 700, 85)], [run("daemon", 650, 85)], [run("daemon", 720, 85)]]);
-    expect(formatReport(three, [])).toContain("  daemon: 700 / 650 / 720");
+    expect(formatReport(three, [])).toContain("  daemon: 700 (1.00) / 650 (1.00) / 720 (1.00)");
   });
 });
