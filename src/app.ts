@@ -63,7 +63,12 @@ export function startDaemon(prepared: Prepared, log: Logger, onEvent?: (event: C
   const { config, clients } = prepared;
   const metrics = new Metrics();
   const runDocument = createInstrumentedRunner(prepared, log, metrics);
-  const collector = new IdleCollector({ thresholdBytes: IDLE_COLLECT_BYTES, inFlight: () => pipeline.inFlight, collect: exposedGc() });
+  const collector = new IdleCollector({
+    thresholdBytes: IDLE_COLLECT_BYTES,
+    inFlight: () => pipeline.inFlight,
+    idle: () => pipeline.onIdle(),
+    collect: exposedGc(),
+  });
   const pipeline = createPipeline({
     concurrency: config.concurrency,
     prefetch: prefetchOf(config),

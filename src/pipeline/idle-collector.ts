@@ -9,15 +9,17 @@
 export interface IdleCollectorOptions {
   /** Bytes of documents settled since the last collection that make an idle moment worth one. */
   thresholdBytes: number;
-  /** Documents in flight now (the pipeline's count, which still includes a document while it settles). */
+  /** Documents in flight now (the pipeline's count). */
   inFlight: () => number;
+  /** Resolves when nothing is in flight (the pipeline's onIdle): documents that never ran included. */
+  idle: () => Promise<void>;
   /** The full collection, or undefined where the runtime does not offer one. */
   collect: (() => void) | undefined;
 }
 
 export class IdleCollector {
   #since = 0;
-  #pending = false;
+  #waiting = false;
   #collections = 0;
 
   constructor(private readonly options: IdleCollectorOptions) {}
@@ -27,22 +29,33 @@ export class IdleCollector {
     return this.#collections;
   }
 
-  /** A document of `bytes` settled; once the pipeline is idle (after this tick), collect if enough has passed. */
+  /**
+   * A document of `bytes` settled; once enough have, wait for the pipeline to go idle and collect then. One wait per
+   * burst, not a check per document: a busy daemon pays nothing per document, and the idle moment is found however
+   * the last documents end (together in one tick, or aborted before they ran, calling nothing here).
+   */
   settled(bytes: number): void {
     this.#since += bytes;
-    if (this.#pending || this.options.collect === undefined || this.#since < this.options.thresholdBytes) return;
-    // Others still in flight: no idle moment follows this one, and the last of them asks again. Without this check a
-    // busy daemon scheduled a callback for every document once the threshold was passed.
-    if (this.options.inFlight() > 1) return;
-    this.#pending = true;
-    // After this tick: the settling document's own frames and the pipeline's count are done with by then.
-    setImmediate(() => {
-      this.#pending = false;
-      if (this.options.inFlight() !== 0) return; // the next settled document asks again
-      this.#since = 0;
-      this.#collections++;
-      this.options.collect?.();
-    }).unref();
+    if (this.#waiting || this.options.collect === undefined || this.#since < this.options.thresholdBytes) return;
+    this.#waiting = true;
+    this.options.idle().then(
+      // After this tick: the settling documents' own frames are done with by then.
+      () =>
+        setImmediate(() => {
+          this.#waiting = false;
+          // Traffic resumed in between: wait for the next idle moment.
+          if (this.options.inFlight() !== 0) {
+            this.settled(0);
+            return;
+          }
+          this.#since = 0;
+          this.#collections++;
+          this.options.collect?.();
+        }).unref(),
+      () => {
+        this.#waiting = false;
+      },
+    );
   }
 }
 

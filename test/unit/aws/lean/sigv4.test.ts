@@ -97,6 +97,22 @@ describe("SigV4Signer against @smithy/signature-v4", () => {
       expect(actual, `case ${i}: ${JSON.stringify(input)}`).toEqual(expected);
     }
   });
+  it("matches smithy through one reused signer while credentials rotate, change in place and days pass (its caches)", async () => {
+    const random = prng(7);
+    let current: AwsCredentialIdentity = { ...CREDS };
+    const signer = new SigV4Signer({ service: "svc", region: "eu-west-3", credentials: () => Promise.resolve(current), uriEscapePath: false });
+    let at = DAY1;
+    for (let i = 0; i < 500; i++) {
+      const step = random();
+      if (step < 0.05) current = { accessKeyId: `ASIA${i}`, secretAccessKey: `secret-${i}`, sessionToken: `token-${i}` };
+      else if (step < 0.1) (current as { secretAccessKey: string }).secretAccessKey = `mutated-${i}`; // the same object, changed in place
+      at += Math.floor(random() * (random() < 0.05 ? 86_400_000 : 2_000));
+      const input = randomInput(random);
+      const expected = await smithyHeaders("svc", false, { ...current }, input, at);
+      expect(await signer.sign(input, at), `request ${i}`).toEqual(expected);
+    }
+    expect(signer.derived).toBeGreaterThan(10);
+  });
 });
 
 describe("SigV4Signer", () => {
