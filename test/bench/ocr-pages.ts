@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { openPdf, pageText } from "../../src/processors/builtin/text/pdf.js";
 import { encodePng, encodeWithCanvas, renderPdfPage, type Raster } from "../fixtures/documents/images.js";
+import { createRng } from "../reliability/lib/random.js";
 
 export interface SourcePdf {
   path: string;
@@ -60,16 +61,9 @@ export async function samplePages(pdfs: readonly SourcePdf[], dpi = 300): Promis
   return out;
 }
 
-/** A small deterministic PRNG (mulberry32), so every run degrades the same way. */
+/** The repository's seeded generator (mulberry32), so every run degrades the same way. */
 export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createRng(seed).next;
 }
 
 /** Scanner noise: every pixel shifted by up to +-`amplitude`, and `speckle` of them turned black or white. */

@@ -2,6 +2,7 @@
 // a connection reset, or added latency. A seeded generator makes a run repeatable: the same seed and the same
 // sequence of requests give the same faults.
 import type { Service } from "./errors.js";
+import { createRng } from "../../reliability/lib/random.js";
 
 export type FaultService = Extract<Service, "s3" | "sqs" | "sts">;
 
@@ -39,16 +40,9 @@ export interface FaultCounters {
   latency: number;
 }
 
-/** mulberry32: tiny, fast and good enough to spread faults evenly. */
+/** The repository's seeded generator (mulberry32): tiny, fast and good enough to spread faults evenly. */
 function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createRng(seed).next;
 }
 
 const SERVICES: readonly FaultService[] = ["s3", "sqs", "sts"];

@@ -1,6 +1,7 @@
 import { describe, it, expect } from "vitest";
 import { decodeS3Key, parseNotification } from "../../../src/queue/notifications.js";
 import type { NotifiedDocument, ParsedNotification, ParseOptions } from "../../../src/queue/records.js";
+import { createRng } from "../../reliability/lib/random.js";
 import {
   FIXTURE_OPTIONS,
   encodeS3Key,
@@ -425,16 +426,8 @@ function s3Of(record: Record<string, unknown>): { bucket: Record<string, unknown
 }
 
 describe("never throws", () => {
-  // Deterministic PRNG so a failure reproduces; the seed is in the test name.
-  function mulberry32(seed: number): () => number {
-    let a = seed;
-    return () => {
-      a = (a + 0x6d2b79f5) | 0;
-      let t = Math.imul(a ^ (a >>> 15), 1 | a);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  // Deterministic PRNG (the repository's seeded generator) so a failure reproduces; the seed is in the test name.
+  const mulberry32 = (seed: number): (() => number) => createRng(seed).next;
 
   const validBodies = [
     fixtureBody("s3-put.json"),

@@ -6,23 +6,15 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import type { AwsCredentialIdentity } from "@smithy/types";
 import { describe, expect, it } from "vitest";
 import { amzDate, canonicalValue, SigV4Signer, type SignInput } from "../../../../src/aws/lean/sigv4.js";
+import { createRng } from "../../../reliability/lib/random.js";
 
 const TOKEN = "IQoJb3JpZ2luX2VjE".padEnd(1024, "x");
 const CREDS: AwsCredentialIdentity = { accessKeyId: "ASIAEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", sessionToken: TOKEN };
 const DAY1 = Date.parse("2026-12-07T10:00:00.250Z");
 const DAY2 = Date.parse("2026-12-08T00:00:01Z");
 
-/** A small deterministic PRNG (mulberry32), so a failing case is reproducible from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The repository's seeded generator (mulberry32), so a failing case is reproducible from its seed. */
+const prng = (seed: number): (() => number) => createRng(seed).next;
 
 async function smithyHeaders(service: string, uriEscapePath: boolean, credentials: AwsCredentialIdentity, input: SignInput, at: number): Promise<Record<string, unknown>> {
   const signer = new SignatureV4({ service, region: "eu-west-3", credentials, sha256: Hash.bind(null, "sha256"), uriEscapePath, applyChecksum: false });
