@@ -208,7 +208,7 @@ function validCredentials(credentials: unknown): asserts credentials is AwsCrede
  * and the whole session token, about 1 KB, on every request to find it).
  */
 export class SigV4Signer {
-  /** Signing keys derived so far (one per credentials object and day). */
+  /** Signing keys derived so far (one per secret and day). */
   derived = 0;
   private key: { secret: string; shortDate: string; key: Buffer } | undefined;
   private date: { second: number; longDate: string } | undefined;
