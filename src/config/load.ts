@@ -41,6 +41,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
   // Settings missing because the file could not be read are that one problem, not one more per key.
   if (!parsed.success) problems.push(...zodProblems(parsed.error, raw).filter((p) => file.kind !== "failed" || p.message !== "is required"));
   problems.push(...crossFieldProblems(raw));
+  if (parsed.success) problems.push(...timeoutProblems(parsed.data));
   if (parsed.success || !parsed.error.issues.some((i) => i.path[0] === "queueUrl")) problems.push(...queueUrlProblems(raw, env));
   problems.push(...s3EndpointProblems(env));
 
@@ -220,6 +221,28 @@ function crossFieldProblems(raw: Record<string, unknown>): ConfigProblem[] {
     });
   }
   return problems;
+}
+
+/** A processor's own time limit, which must end a document before the heartbeat's cap does. */
+const PROCESSOR_TIMEOUTS = [
+  { processor: "text", key: "extractionTimeoutSeconds" },
+  { processor: "ocr", key: "ocrTimeoutSeconds" },
+] as const;
+
+/**
+ * On the validated settings (defaults applied): a configured processor's time limit at or above maxProcessingSeconds
+ * never fires. The cap aborts the document first and it is retried instead of getting its TIMEOUT error record, so
+ * one slow scan would be received, run for the whole cap and aborted again until the DLQ takes it.
+ */
+export function timeoutProblems(config: Config): ConfigProblem[] {
+  const cap = config.maxProcessingSeconds;
+  return PROCESSOR_TIMEOUTS.filter(({ processor, key }) => config.processor.includes(processor) && config[key] >= cap).map(({ processor, key }) => ({
+    key,
+    value: config[key],
+    message:
+      `must be below maxProcessingSeconds (${cap}) while the \`${processor}\` processor runs: at the cap the document is ` +
+      "aborted and retried, so this limit would never end it with its TIMEOUT record (raise maxProcessingSeconds or lower this)",
+  }));
 }
 
 function valueAt(raw: Record<string, unknown>, path: readonly PropertyKey[]): unknown {

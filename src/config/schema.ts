@@ -128,7 +128,7 @@ export const configSchema = z.strictObject({
   extractionTimeoutSeconds: int(1, 43_200)
     .default(120)
     .describe(
-      "`text` processor: time one document's parse (PDF, DOCX, HTML, in the extraction process) may take; past it the process is killed and the document gets an error record (TIMEOUT).",
+      "`text` processor: time one document's parse (PDF, DOCX, HTML, in the extraction process) may take; past it the process is killed and the document gets an error record (TIMEOUT). Must be below maxProcessingSeconds (checked at start).",
     ),
   // At least 128 MiB: below about 90 MiB the extraction process cannot even load its parsers, so every document
   // would fail transiently and end in the DLQ. 256 MiB lets the largest PDF maxBufferedBytes allows through.
@@ -161,7 +161,7 @@ export const configSchema = z.strictObject({
   ocrTimeoutSeconds: int(1, 43_200)
     .default(600)
     .describe(
-      "`ocr` processor: time one document may take in the OCR process; past it the process is killed and the document gets an error record (TIMEOUT). Keep it below maxProcessingSeconds.",
+      "`ocr` processor: time one document may take in the OCR process; past it the process is killed and the document gets an error record (TIMEOUT). Must be below maxProcessingSeconds (checked at start).",
     ),
   // 280 MiB: the daemon (~100 MiB), two 32 MiB buffers and this stay under the unit's MemoryHigh (448M).
   ocrMemoryBytes: int(128 * MiB, 16 * GiB)

@@ -157,6 +157,22 @@ describe("loadConfig", () => {
     );
     expect(err.problems.map((p) => p.key)).toEqual(["maxProcessingSeconds"]);
   });
+
+  it("requires a configured processor's own time limit to end a document before the processing cap does", () => {
+    const load = (settings: Record<string, unknown>, env: Record<string, string> = {}) =>
+      loadConfig({ configPath: "/c.json", env, readFile: files({ "/c.json": { ...valid, ...settings } }) });
+    // The defaults fit (120 s and 600 s against 900 s), with both processors.
+    expect(load({ processor: ["metadata", "text", "ocr"] }).maxProcessingSeconds).toBe(900);
+    // A cap below the OCR default: the cap would abort every long scan and retry it until the DLQ.
+    const ocr = problemsOf(() => load({ processor: ["metadata", "ocr"], maxProcessingSeconds: 300 }));
+    expect(ocr.problems).toEqual([expect.objectContaining({ key: "ocrTimeoutSeconds", value: 600 })]);
+    expect(ocr.message).toMatch(/ocrTimeoutSeconds: must be below maxProcessingSeconds \(300\) while the `ocr` processor runs/);
+    // Equal is too late as well; the override comes from the environment like any other key.
+    const text = problemsOf(() => load({ processor: "text" }, { DOC_PROCESSOR_EXTRACTION_TIMEOUT_SECONDS: "900" }));
+    expect(text.problems.map((p) => [p.key, p.value])).toEqual([["extractionTimeoutSeconds", 900]]);
+    // A processor that is not configured does not constrain anything.
+    expect(load({ processor: "metadata", maxProcessingSeconds: 60, ocrTimeoutSeconds: 3_600 }).ocrTimeoutSeconds).toBe(3_600);
+  });
 });
 
 describe("loadConfig: a config file that exists but cannot be used (each its own message, exit 78)", () => {
