@@ -16,6 +16,7 @@ import {
   isTransientError,
 } from "@smithy/core/retry";
 import type { AwsCredentialIdentityProvider, RetryErrorInfo, RetryErrorType, StandardRetryBackoffStrategy, StandardRetryToken } from "@smithy/types";
+import { raceAbort } from "./race-abort.js";
 import { SigV4Signer } from "./sigv4.js";
 import { ERROR_BODY_LIMIT, LeanAbortError, LeanResponseError, LeanTimeoutError, type LeanMetadata, type LeanServiceError } from "./errors.js";
 
@@ -127,27 +128,6 @@ export function retryAfterHint(value: string | undefined, now: number): Date | u
 
 function abortError(signal: AbortSignal): LeanAbortError {
   return new LeanAbortError(signal.reason);
-}
-
-/** Races `promise` against the signal: an abort rejects at once with AbortError. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the refusal, passed on as is
-        reject(err);
-      },
-    );
-  });
 }
 
 function headerString(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -275,7 +255,7 @@ export class LeanClient {
         if (hint !== undefined) info.retryAfterHint = hint;
         const before = Date.now();
         try {
-          token = await raceAbort(this.retry.refreshRetryTokenForRetry(token, info), signal);
+          token = await raceAbort(this.retry.refreshRetryTokenForRetry(token, info), signal, abortError);
         } catch (refusal) {
           if (refusal instanceof LeanAbortError) throw refusal;
           throw e;
@@ -296,7 +276,7 @@ export class LeanClient {
       // Raced: a slow credentials refresh (IMDS) must not hold an aborted call (a shutdown) until it resolves.
       // S3 requests name their payload's hash in x-amz-content-sha256; an SQS body is hashed by the signer.
       const input = { method: request.method, path: request.path, headers, ...(request.body !== undefined && { body: request.body }) };
-      signed = await raceAbort(this.signer(request.service.name).sign(input, this.now()), signal);
+      signed = await raceAbort(this.signer(request.service.name).sign(input, this.now()), signal, abortError);
     } catch (err) {
       if (err instanceof LeanAbortError) throw err;
       // The credentials provider's failure, unchanged: the daemon classifies it.

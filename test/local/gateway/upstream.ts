@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { buildApp } from "fauxqs";
+import { raceAbort } from "../../../src/aws/lean/race-abort.js";
 
 export interface UpstreamRequest {
   method: string;
@@ -243,25 +244,6 @@ function abortError(signal: AbortSignal): Error {
   return Object.assign(new Error("The operation was aborted"), { name: "AbortError", code: "ABORT_ERR", cause: signal.reason as unknown });
 }
 
-/** `promise`, or an AbortError once `signal` aborts (the work goes on, as a request fauxqs already took does). */
-function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: Error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
 /** A JSON round trip: what crossing fauxqs's HTTP did to a request or an answer (no shared objects, undefined dropped). */
 function overTheWire(value: unknown): Record<string, unknown> {
   const text = JSON.stringify(value);
@@ -319,7 +301,7 @@ export async function startUpstream(options: { region: string }): Promise<Upstre
     const json = { "content-type": "application/x-amz-json-1.0" };
     try {
       const result = action(overTheWire(input), sqsStore);
-      const settled = result instanceof Promise ? await unlessAborted(result as Promise<unknown>, signal) : result;
+      const settled = result instanceof Promise ? await raceAbort(result as Promise<unknown>, signal, abortError) : result;
       return { status: 200, headers: json, json: overTheWire(settled) };
     } catch (error) {
       if (error instanceof SqsError) {
