@@ -1,7 +1,8 @@
 /**
  * The SQS consumer: composes the receive loop, the parse dispatch, the messages in flight (with their heartbeat and
- * acknowledgement), the delete batcher and the drain, and owns their lifecycle: start once, and a stop that aborts
- * the long poll, then drains (drain.ts) and reports what the stop did.
+ * acknowledgement), the delete batcher and the drain, and owns their lifecycle: start once, and a stop that ends
+ * receiving (letting a long poll in flight answer while messages are held: see receive-loop.ts), then drains
+ * (drain.ts) and reports what the stop did.
  *
  * SQS calls used, all inside the role's policy: ReceiveMessage, DeleteMessage(Batch), ChangeMessageVisibility(Batch).
  */
@@ -31,6 +32,11 @@ export const DEFAULT_DELETE_LINGER_MS = 500;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 /** At the drain deadline, how long aborted documents get to settle before their messages are released anyway. */
 export const DEFAULT_ABORT_GRACE_MS = 2_000;
+/**
+ * On stop, how long past its wait time a long poll in flight gets to answer before it is aborted anyway (a poll that
+ * hangs, e.g. a stalled connection, must not hold the stop).
+ */
+export const LATE_POLL_GRACE_MS = 5_000;
 
 export interface ConsumerOptions {
   /** The SQS calls (the configured transport). */
@@ -61,9 +67,15 @@ export interface ConsumerOptions {
   onEvent?: (event: ConsumerEvent) => void;
 }
 
+/** stop: no further receive; request: abort the receive in flight. */
+interface ReceiveControl {
+  stop: AbortController;
+  request: AbortController;
+}
+
 type ConsumerState =
   | { kind: "created" }
-  | { kind: "running"; poll: AbortController; loop: Promise<void> }
+  | { kind: "running"; receiving: ReceiveControl; loop: Promise<void> }
   | { kind: "stopping"; result: Promise<StopResult> }
   | { kind: "stopped"; result: Promise<StopResult> };
 
@@ -75,6 +87,8 @@ export class Consumer {
   private readonly inFlight: InFlight;
   /** What this stop has done so far, for its StopResult; undefined until stop() begins. */
   private drainTally: { completed: number; released: number } | undefined;
+  /** Whether a ReceiveMessage is in flight. */
+  private polling = false;
 
   constructor(private readonly options: ConsumerOptions) {
     const { queue, queueUrl, log } = options;
@@ -118,9 +132,9 @@ export class Consumer {
   start(): Promise<void> {
     switch (this.state.kind) {
       case "created": {
-        const poll = new AbortController();
-        const loop = this.runLoop(poll.signal);
-        this.state = { kind: "running", poll, loop };
+        const receiving = { stop: new AbortController(), request: new AbortController() };
+        const loop = this.runLoop(receiving);
+        this.state = { kind: "running", receiving, loop };
         return loop;
       }
       case "running":
@@ -132,8 +146,9 @@ export class Consumer {
   }
 
   /**
-   * Stops receiving at once (aborting the long poll), waits up to drainTimeoutMs for in-flight messages (heartbeats
-   * keep running), then aborts what is left and releases those messages with visibility 0. Idempotent.
+   * Stops receiving at once, waits up to drainTimeoutMs for in-flight messages (heartbeats keep running), then aborts
+   * what is left and releases those messages with visibility 0. Idempotent. While messages are held, a long poll in
+   * flight first runs to its answer (its messages are released too), so nothing released can go to a dead poll.
    */
   stop(opts?: { drainTimeoutMs?: number }): Promise<StopResult> {
     switch (this.state.kind) {
@@ -162,7 +177,7 @@ export class Consumer {
     return { inFlight: this.inFlight.size };
   }
 
-  private runLoop(poll: AbortSignal): Promise<void> {
+  private runLoop(receiving: ReceiveControl): Promise<void> {
     const { options } = this;
     return runReceiveLoop(
       {
@@ -184,22 +199,44 @@ export class Consumer {
           if (accepted !== undefined) this.inFlight.track(accepted.handle, accepted.receiveCount, accepted.documents);
         },
         releaseLate: (handles) => this.visibility.release(handles, "received while stopping"),
+        onPolling: (polling) => {
+          this.polling = polling;
+        },
       },
-      poll,
+      { stop: receiving.stop.signal, request: receiving.request.signal },
     );
   }
 
   private async shutdown(
-    running: { poll: AbortController; loop: Promise<void> },
+    running: { receiving: ReceiveControl; loop: Promise<void> },
     drainTimeoutMs: number,
   ): Promise<StopResult> {
     const { log } = this.options;
     const clock = this.options.clock ?? Date.now;
     const tally = (this.drainTally = { completed: 0, released: 0 });
     const deadline = clock() + Math.max(0, drainTimeoutMs);
-    running.poll.abort();
-    // A loop that failed reported it through start(); stopping still drains what it received.
-    await running.loop.catch(() => undefined);
+    const { stop, request } = running.receiving;
+    stop.abort();
+    // Holding nothing, there is nothing to hand back that a dead poll could take: stop at once. (A message arriving
+    // in the poll's last seconds can still go to it and wait out its visibility timeout, as after any exit.)
+    const waitForPoll = this.polling && this.inFlight.size > 0;
+    let cap: NodeJS.Timeout | undefined;
+    if (waitForPoll) {
+      const capMs = this.options.waitTimeSeconds * 1000 + LATE_POLL_GRACE_MS;
+      log.info(
+        { inFlight: this.inFlight.size, waitTimeSeconds: this.options.waitTimeSeconds },
+        "consumer stopping: letting the long poll in flight answer before handing messages back",
+      );
+      cap = setTimeout(() => request.abort(), capMs);
+    } else {
+      request.abort();
+    }
+    try {
+      // A loop that failed reported it through start(); stopping still drains what it received.
+      await running.loop.catch(() => undefined);
+    } finally {
+      clearTimeout(cap);
+    }
     const { timedOut } = await drain(
       {
         inFlight: this.inFlight,

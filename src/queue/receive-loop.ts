@@ -1,7 +1,12 @@
 /**
  * The receive loop: waits until the pipeline has room for a full batch (or a worker would idle), long-polls for that
- * many messages, hands each one on, and backs off after a failed receive. It ends when `poll` aborts; messages a
- * long poll returns after that were never started and go to `releaseLate`.
+ * many messages, hands each one on, and backs off after a failed receive. It ends when `stop` aborts: no new receive
+ * starts, but a long poll already sent runs on until it answers (or `request` aborts it), and what it returns was
+ * never started and goes to `releaseLate`.
+ *
+ * Why a poll is not cut short: SQS keeps a long poll open after its client has gone and hands it the next messages
+ * that become visible, which then stay hidden for the visibility timeout (aws/aws-sdk-js#2350,
+ * aws/aws-sdk-java-v2#1395, aws/aws-sdk-go-v2#2068). On stop those would be the very messages the drain hands back.
  */
 import type { Message, QueueTransport } from "../aws/transport.js";
 import { awsErrorInfo } from "../errors/aws.js";
@@ -31,22 +36,33 @@ export interface ReceiveLoopDeps {
   random: () => number;
   /** Each message received while running. */
   accept: (message: Message) => void;
-  /** Messages a long poll returned after `poll` aborted. */
+  /** Messages a long poll returned after `stop` aborted. */
   releaseLate: (handles: Handle[]) => Promise<void>;
+  /** Told when a receive is sent (true) and when it has answered or failed (false). */
+  onPolling?: (polling: boolean) => void;
 }
 
-/** Runs until `poll` aborts. Never rejects on an SQS failure (those back off); only a bug rejects. */
-export async function runReceiveLoop(deps: ReceiveLoopDeps, poll: AbortSignal): Promise<void> {
+export interface ReceiveLoopSignals {
+  /** No further receive: ends the loop once the receive in flight (if any) has answered. */
+  stop: AbortSignal;
+  /** Aborts the receive in flight (its messages may then stay hidden for the visibility timeout; see above). */
+  request: AbortSignal;
+}
+
+/** Runs until `stop` aborts. Never rejects on an SQS failure (those back off); only a bug rejects. */
+export async function runReceiveLoop(deps: ReceiveLoopDeps, signals: ReceiveLoopSignals): Promise<void> {
   const { log, emit } = deps;
+  const { stop, request } = signals;
   let failures = 0;
-  while (!poll.aborted) {
-    const room = await waitForRoom(deps, poll);
-    if (poll.aborted) break;
+  while (!stop.aborted) {
+    const room = await waitForRoom(deps, stop);
+    if (stop.aborted) break;
     if (room <= 0) {
       emit({ type: "cycle", result: "full", received: 0 });
       continue;
     }
     let messages: Message[];
+    deps.onPolling?.(true);
     try {
       messages = await deps.queue.receiveMessages(
         {
@@ -57,22 +73,24 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, poll: AbortSignal): 
           visibilityTimeoutSeconds: deps.visibilityTimeoutSeconds,
           systemAttributes: SYSTEM_ATTRIBUTES,
         },
-        poll,
+        request,
       );
     } catch (err) {
-      if (poll.aborted) break;
+      deps.onPolling?.(false);
+      if (stop.aborted) break;
       failures += 1;
       const retryInMs = receiveBackoffMs(failures, deps.random);
       const { name: code, status } = awsErrorInfo(err);
       log.warn({ err, code, status, consecutiveFailures: failures, retryInMs }, "ReceiveMessage failed; backing off");
       emit({ type: "error", operation: "ReceiveMessage", error: err, messageIds: [] });
-      await abortableDelay(retryInMs, poll);
-      if (!poll.aborted) emit({ type: "cycle", result: "receive-failed", received: 0 });
+      await abortableDelay(retryInMs, stop);
+      if (!stop.aborted) emit({ type: "cycle", result: "receive-failed", received: 0 });
       continue;
     }
+    deps.onPolling?.(false);
     failures = 0;
-    if (poll.aborted) {
-      // The long poll answered as stop() began: these were never started, so hand them straight back.
+    if (stop.aborted) {
+      // The long poll answered after stop() began: these were never started, so hand them straight back.
       await deps.releaseLate(messages.flatMap((m) => handleOf(m) ?? []));
       break;
     }
@@ -83,9 +101,9 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, poll: AbortSignal): 
 
 /**
  * How many messages to receive, once the pipeline has room for a full batch (or a worker would otherwise idle);
- * 0 after waitTimeSeconds without such room (so the loop still reports a cycle while busy), or when `poll` aborts.
+ * 0 after waitTimeSeconds without such room (so the loop still reports a cycle while busy), or when `stop` aborts.
  */
-async function waitForRoom(deps: ReceiveLoopDeps, poll: AbortSignal): Promise<number> {
+async function waitForRoom(deps: ReceiveLoopDeps, stop: AbortSignal): Promise<number> {
   const { pipeline } = deps;
   const batch = Math.min(SQS_BATCH_MAX, pipeline.capacity);
   const now = receiveSize(pipeline.freeSlots(), pipeline.idleWorkers(), batch);
@@ -93,7 +111,7 @@ async function waitForRoom(deps: ReceiveLoopDeps, poll: AbortSignal): Promise<nu
   const wake = new AbortController();
   // A reason of our own: abort() without one builds a DOMException (with its stack) on every wait.
   const onAbort = (): void => wake.abort(ROOM_WAIT_OVER);
-  poll.addEventListener("abort", onAbort, { once: true });
+  stop.addEventListener("abort", onAbort, { once: true });
   const timer = setTimeout(onAbort, deps.waitTimeSeconds * 1000);
   try {
     await pipeline.waitForRoom(wake.signal, batch);
@@ -103,7 +121,7 @@ async function waitForRoom(deps: ReceiveLoopDeps, poll: AbortSignal): Promise<nu
     return after;
   } finally {
     clearTimeout(timer);
-    poll.removeEventListener("abort", onAbort);
+    stop.removeEventListener("abort", onAbort);
   }
 }
 

@@ -151,7 +151,7 @@ export async function supervise(options: SuperviseOptions): Promise<ExitCode> {
       return ExitCode.software;
     }
     log.info({ signal: first.signal, drainTimeoutMs: options.drainTimeoutMs }, "stopping: no new messages; draining in-flight documents");
-    // The drain (which aborts the long poll) starts at once; systemd-notify's round trip runs alongside.
+    // The stop (which ends receiving, then drains) starts at once; systemd-notify's round trip runs alongside.
     const [result] = await Promise.all([
       daemon.consumer.stop({ drainTimeoutMs: options.drainTimeoutMs }),
       notifier.stopping(`draining (${daemon.metrics.statusLine()})`),

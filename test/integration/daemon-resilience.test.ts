@@ -177,12 +177,12 @@ describe("IMDS answering unusable credentials while running", () => {
 });
 
 describe("SIGTERM", () => {
-  // A fresh stand-in per case: a stopped daemon aborts its long poll, and a poll the emulator had already accepted
-  // may still take the next messages and hide them for their visibility timeout (real SQS can do the same: a delay,
-  // not a loss), which would leak from one case into the next.
+  // As SQS does, a long poll whose caller has gone keeps what it takes hidden for the visibility timeout ("keep"): a
+  // daemon that aborted its poll and then handed messages back would lose them to it for that long. A fresh stand-in
+  // per case, so an idle daemon's aborted poll (it holds nothing then) cannot hide messages from the next case.
   let h: Harness;
   beforeEach(async () => {
-    h = await startHarness();
+    h = await startHarness({ abandonedReceives: "keep" });
   });
   afterEach(async () => {
     await h.stopDaemons();

@@ -192,3 +192,52 @@ describe("gateway.close() with long polls open", () => {
     await untilGateway(stand, (c) => c.receivesOpen === 0, "no poll left upstream");
   });
 });
+
+describe('abandonedReceives: "keep" (as SQS)', () => {
+  let stand: StandIn;
+  let roleSqs: SQSClient;
+
+  beforeAll(async () => {
+    stand = await startStandIn({ visibilityTimeoutSeconds: VISIBILITY_TIMEOUT, abandonedReceives: "keep" });
+    roleSqs = new SQSClient(stand.clientConfig(roleCreds(stand)));
+    // The s3:TestEvent sent when the notification was configured.
+    const { Messages = [] } = await stand.clients.admin.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: stand.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+    );
+    for (const m of Messages) await stand.clients.admin.sqs.send(new DeleteMessageCommand({ QueueUrl: stand.queue.url, ReceiptHandle: m.ReceiptHandle! }));
+  });
+
+  afterAll(async () => {
+    roleSqs?.destroy();
+    await stand?.close();
+  });
+
+  it("a message sent after the caller left goes to the dead poll and stays hidden from the next consumer", async () => {
+    const controller = new AbortController();
+    const poll = roleSqs
+      .send(new ReceiveMessageCommand({ QueueUrl: stand.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 20 }), {
+        abortSignal: controller.signal,
+      })
+      .then(
+        () => "answered",
+        (error: Error) => error.name,
+      );
+    await untilGateway(stand, (c) => c.receivesOpen === 1, "the long poll is forwarded to fauxqs");
+    await stand.clients.admin.sqs.send(new GetQueueAttributesCommand({ QueueUrl: stand.queue.url, AttributeNames: ["QueueArn"] }));
+    controller.abort();
+    expect(await poll).toBe("AbortError");
+    await untilGateway(stand, (c) => c.receivesAbandoned === 1 || c.receivesOpen === 0, "the gateway saw the caller leave");
+
+    await stand.clients.admin.sqs.send(new SendMessageCommand({ QueueUrl: stand.queue.url, MessageBody: "taken by the dead poll" }));
+    await untilGateway(stand, (c) => c.receivesOpen === 0, "the abandoned poll is over");
+    const { Messages = [] } = await roleSqs.send(
+      new ReceiveMessageCommand({ QueueUrl: stand.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
+    expect(Messages).toEqual([]);
+    expect(stand.counters()).toMatchObject({ abandonedReceivesKept: 1, abandonedReceivesReleased: 0 });
+    const { Attributes } = await stand.clients.admin.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: stand.queue.url, AttributeNames: ["ApproximateNumberOfMessagesNotVisible"] }),
+    );
+    expect(Attributes?.ApproximateNumberOfMessagesNotVisible).toBe("1");
+  });
+});

@@ -37,6 +37,8 @@ export interface StandInOptions {
   /** Every authorization decision and authentication failure. */
   logger?: (entry: DecisionEntry) => void;
   faultSeed?: number;
+  /** The gateway's handling of a long poll whose caller has gone (GatewayOptions.abandonedReceives). */
+  abandonedReceives?: "release" | "keep";
 }
 
 export interface DaemonConfig {
@@ -166,6 +168,7 @@ export async function startStandIn(options: StandInOptions = {}): Promise<StandI
       faults,
       ...(options.gatewayPort !== undefined && { port: options.gatewayPort }),
       ...(options.logger && { logger: options.logger }),
+      ...(options.abandonedReceives !== undefined && { abandonedReceives: options.abandonedReceives }),
       iam,
     });
     cleanups.push(() => gateway.close());

@@ -76,6 +76,8 @@ export interface GatewayCounters {
    * whose client disconnected): fauxqs cannot tell, and would otherwise hide them for the visibility timeout.
    */
   abandonedReceivesReleased: number;
+  /** With `abandonedReceives: "keep"`: messages such a poll took and left hidden, as SQS does. */
+  abandonedReceivesKept: number;
   /** Now (not reset): ReceiveMessage calls forwarded to fauxqs whose answer is not yet sent or released. */
   receivesOpen: number;
   /** Now (not reset): of `receivesOpen`, those whose caller has gone; their messages will be released. */
@@ -103,6 +105,12 @@ export interface GatewayOptions {
   onError?: (error: unknown) => void;
   /** Roles and policies the IAM read and simulation calls answer from; without it, IAM calls are refused. */
   iam?: IamDirectory;
+  /**
+   * What becomes of the messages a long poll took after its caller disconnected. "release" (default) makes them
+   * visible again at once, so a killed test daemon cannot hide messages from the next case; "keep" leaves them hidden
+   * for their visibility timeout, as SQS does (aws/aws-sdk-js#2350), for tests of a consumer's own stop.
+   */
+  abandonedReceives?: "release" | "keep";
 }
 
 export interface Gateway {
@@ -193,6 +201,7 @@ const newCounters = (): Omit<GatewayCounters, Gauges> => ({
   events: 0,
   internalErrors: 0,
   abandonedReceivesReleased: 0,
+  abandonedReceivesKept: 0,
 });
 
 class BodyTooLarge extends Error {}
@@ -641,7 +650,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     try {
       const result = await upstream.sqs("ReceiveMessage", upstreamInput, detached.signal);
       if (!ctx.signal.aborted) return result;
-      if (!closing) await releaseMessages(upstreamInput["QueueUrl"], result, detached.signal);
+      if (options.abandonedReceives === "keep") counters.abandonedReceivesKept += receiptHandlesOf(result).length;
+      else if (!closing) await releaseMessages(upstreamInput["QueueUrl"], result, detached.signal);
       return undefined;
     } finally {
       inFlight.delete(detached);
@@ -649,12 +659,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  /** Visibility 0 for every message of an upstream ReceiveMessage answer, so the next consumer gets them now. */
-  async function releaseMessages(queueUrl: unknown, received: SqsCallResult, signal: AbortSignal): Promise<void> {
+  function receiptHandlesOf(received: SqsCallResult): string[] {
     const messages = received.status === 200 && Array.isArray(received.json["Messages"]) ? (received.json["Messages"] as unknown[]) : [];
-    const handles = messages
+    return messages
       .map((m) => (typeof m === "object" && m !== null ? (m as Record<string, unknown>)["ReceiptHandle"] : undefined))
       .filter((h): h is string => typeof h === "string");
+  }
+
+  /** Visibility 0 for every message of an upstream ReceiveMessage answer, so the next consumer gets them now. */
+  async function releaseMessages(queueUrl: unknown, received: SqsCallResult, signal: AbortSignal): Promise<void> {
+    const handles = receiptHandlesOf(received);
     if (handles.length === 0) return;
     // ApproximateReceiveCount keeps the dead poll's receive, as SQS counts a delivery nobody processed.
     const changed = await upstream.sqs(

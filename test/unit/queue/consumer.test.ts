@@ -182,7 +182,7 @@ interface Harness {
   logs: Record<string, unknown>[];
   /** The same lines as written. */
   rawLines: string[];
-  /** ReceiveMessage answers, in order; once used up, receives hang until their abort signal fires (a long poll). */
+  /** ReceiveMessage answers, in order; once used up, a receive answers empty after its wait time (a long poll) or aborts. */
   receives: (Message[] | Error)[];
   receiveSignals: (AbortSignal | undefined)[];
 }
@@ -210,7 +210,7 @@ function setup(overrides: Partial<ConsumerOptions> = {}): Harness {
   });
   const receives: (Message[] | Error)[] = [];
   const receiveSignals: (AbortSignal | undefined)[] = [];
-  sqs.on(ReceiveMessageCommand).callsFake((): Promise<Partial<ReceiveMessageCommandOutput>> => {
+  sqs.on(ReceiveMessageCommand).callsFake((input: { WaitTimeSeconds?: number }): Promise<Partial<ReceiveMessageCommandOutput>> => {
     // aws-sdk-client-mock drops send()'s options; the stub's current call still has them.
     const options = (sqs.send.lastCall.args as unknown[])[1] as { abortSignal?: AbortSignal } | undefined;
     const signal = options?.abortSignal;
@@ -221,9 +221,21 @@ function setup(overrides: Partial<ConsumerOptions> = {}): Harness {
     const next = receives.shift();
     if (next instanceof Error) return Promise.reject(next);
     if (next !== undefined) return Promise.resolve({ Messages: next });
-    return new Promise((_resolve, reject) => {
-      if (signal?.aborted) reject(abortError());
-      signal?.addEventListener("abort", () => reject(abortError()), { once: true });
+    // As SQS: empty after the wait time, unless aborted first.
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(abortError());
+        return;
+      }
+      const timer = setTimeout(() => resolve({}), (input.WaitTimeSeconds ?? 0) * 1000);
+      signal.addEventListener(
+        "abort",
+        () => {
+          clearTimeout(timer);
+          reject(abortError());
+        },
+        { once: true },
+      );
     });
   });
   sqs.on(DeleteMessageBatchCommand).callsFake((input: { Entries?: { Id?: string }[] }) => ({
@@ -847,6 +859,105 @@ describe("stop", () => {
     ]);
   });
 
+  // SQS keeps a long poll open after its client has gone and hands it the next visible messages, which then stay
+  // hidden for the visibility timeout: aborting the poll and then releasing held messages would feed them to it.
+  const releasesOf = (h: Harness) =>
+    [...visibilityCalls(h), ...visibilityBatchCalls(h).flatMap((c) => c.Entries ?? [])]
+      .filter((e) => e.VisibilityTimeout === 0)
+      .map((e) => e.ReceiptHandle);
+
+  it("holding messages, lets the long poll in flight answer before handing any back, and releases what it returns", async () => {
+    const h = setup({ waitTimeSeconds: 20 });
+    harness = h;
+    h.pipeline.startAtOnce = false;
+    let answer: ((out: Partial<ReceiveMessageCommandOutput>) => void) | undefined;
+    let pollSignal: AbortSignal | undefined;
+    h.sqs
+      .on(ReceiveMessageCommand)
+      .callsFakeOnce(() => Promise.resolve({ Messages: [message("waiting", documents("w"))] }))
+      .callsFakeOnce(() => {
+        pollSignal = ((h.sqs.send.lastCall.args as unknown[])[1] as { abortSignal?: AbortSignal }).abortSignal;
+        return new Promise((resolve) => {
+          answer = resolve;
+          h.events.poke();
+        });
+      });
+    const running = h.consumer.start();
+    await h.events.until(() => answer !== undefined);
+    expect(h.pipeline.submissions).toHaveLength(1);
+
+    const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    // Neither the poll aborted nor anything handed back while it could still take it.
+    expect(pollSignal?.aborted).toBe(false);
+    expect(releasesOf(h)).toEqual([]);
+    expect(h.logs.map((l) => l["msg"])).toContain(
+      "consumer stopping: letting the long poll in flight answer before handing messages back",
+    );
+
+    answer?.({ Messages: [message("late", documents("l"))] });
+    await expect(advanceUntil(stopping)).resolves.toEqual({ completed: 0, released: 2, timedOut: false });
+    await running;
+    expect(releasesOf(h).sort()).toEqual(["rh-late", "rh-waiting"]);
+    // The late one was never started; no poll followed the stop.
+    expect(h.pipeline.submissions).toHaveLength(1);
+    expect(receiveCalls(h)).toHaveLength(2);
+  });
+
+  it("aborts a poll in flight that has not answered waitTimeSeconds + 5 s after stop, then hands back", async () => {
+    const h = setup({ waitTimeSeconds: 20 });
+    harness = h;
+    h.pipeline.startAtOnce = false;
+    let pollSignal: AbortSignal | undefined;
+    h.sqs
+      .on(ReceiveMessageCommand)
+      .callsFakeOnce(() => Promise.resolve({ Messages: [message("waiting", documents("w"))] }))
+      .callsFakeOnce(() => {
+        pollSignal = ((h.sqs.send.lastCall.args as unknown[])[1] as { abortSignal?: AbortSignal }).abortSignal;
+        h.events.poke();
+        // A stalled connection: never answers on its own.
+        return new Promise((_resolve, reject) => {
+          pollSignal?.addEventListener("abort", () => reject(abortError()), { once: true });
+        });
+      });
+    const running = h.consumer.start();
+    await h.events.until(() => pollSignal !== undefined);
+
+    const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
+    await vi.advanceTimersByTimeAsync(24_900);
+    expect(pollSignal?.aborted).toBe(false);
+    expect(releasesOf(h)).toEqual([]);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(pollSignal?.aborted).toBe(true);
+    await expect(advanceUntil(stopping)).resolves.toEqual({ completed: 0, released: 1, timedOut: false });
+    await running;
+    expect(releasesOf(h)).toEqual(["rh-waiting"]);
+  });
+
+  it("holding messages but with no poll in flight (no room), hands the unstarted ones back at once", async () => {
+    const h = setup({ waitTimeSeconds: 20 });
+    harness = h;
+    h.pipeline.startAtOnce = false;
+    h.sqs.on(ReceiveMessageCommand).callsFakeOnce(() => {
+      // Full once this message is in: the loop then waits for room instead of polling.
+      h.pipeline.free = 0;
+      h.pipeline.idle = 0;
+      return Promise.resolve({ Messages: [message("waiting", documents("w"))] });
+    });
+    const running = h.consumer.start();
+    await h.pipeline.until(() => h.pipeline.submissions.length === 1);
+    h.pipeline.submission("w").ctx.signal.addEventListener("abort", () => h.pipeline.submission("w").settle(ABORTED));
+    // Let the loop reach its wait for room.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(receiveCalls(h)).toHaveLength(1);
+
+    const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
+    await h.events.until(() => h.events.sum("released") === 1);
+    expect(releasesOf(h)).toEqual(["rh-waiting"]);
+    await expect(stopping).resolves.toEqual({ completed: 0, released: 1, timedOut: false });
+    await running;
+  });
+
   it("drains in flight (heartbeats running), then aborts and releases the rest with visibility 0", async () => {
     const h = start({ visibilityTimeoutSeconds: 20, abortGraceMs: 2_000 });
     // "quick" finishes during the drain; "abortable" resolves retry when aborted; "stuck" ignores its signal.
@@ -936,7 +1047,8 @@ describe("stop", () => {
     ["abandoned at the drain deadline", true],
     ["released before it started", false],
   ])("waits for an extension in flight before releasing a message %s", async (_label, started) => {
-    const h = start({ visibilityTimeoutSeconds: 20, abortGraceMs: 500 });
+    // 1 s polls: the stop's wait for the poll in flight is over before the drain deadline.
+    const h = start({ visibilityTimeoutSeconds: 20, abortGraceMs: 500, waitTimeSeconds: 1 });
     h.pipeline.startAtOnce = started;
     let land: (() => void) | undefined;
     h.sqs.on(ChangeMessageVisibilityCommand).callsFake((input: { VisibilityTimeout?: number }) => {
