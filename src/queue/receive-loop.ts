@@ -14,7 +14,7 @@ import type { Logger } from "../logging/logger.js";
 import type { DocumentPipeline } from "../pipeline/types.js";
 import { receiveBackoffMs } from "./backoff.js";
 import type { Emit } from "./events.js";
-import { SQS_BATCH_MAX, handleOf, type Handle } from "./sqs-calls.js";
+import { SQS_BATCH_MAX, handleOf, receiveRefusalHint, type Handle } from "./sqs-calls.js";
 
 const SYSTEM_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp"] as const;
 
@@ -81,7 +81,11 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, signals: ReceiveLoop
       failures += 1;
       const retryInMs = receiveBackoffMs(failures, deps.random);
       const { name: code, status } = awsErrorInfo(err);
-      log.warn({ err, code, status, consecutiveFailures: failures, retryInMs }, "ReceiveMessage failed; backing off");
+      const fix = receiveRefusalHint(code);
+      const fields = { err, code, status, consecutiveFailures: failures, retryInMs };
+      // Refused for good: an error that says what to change (the daemon keeps trying: a policy may be fixed live).
+      if (fix !== undefined) log.error({ ...fields, fix }, `ReceiveMessage refused: ${fix}; retrying with backoff`);
+      else log.warn(fields, "ReceiveMessage failed; backing off");
       emit({ type: "error", operation: "ReceiveMessage", error: err, messageIds: [] });
       await abortableDelay(retryInMs, stop);
       if (!stop.aborted) emit({ type: "cycle", result: "receive-failed", received: 0 });

@@ -66,3 +66,30 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/**
+ * What to fix when ReceiveMessage is refused for good (the start-up probe proves the visibility and delete calls, not
+ * this one: a receive would take messages). Undefined for an answer that may pass on its own.
+ */
+export function receiveRefusalHint(code: string): string | undefined {
+  switch (code) {
+    case "AccessDenied":
+    case "AccessDeniedException":
+      return (
+        "the role may not sqs:ReceiveMessage on this queue: allow it in the role's policy " +
+        "(scripts/iam/DocumentProcessorS3Access.json) and, if the queue has a policy, check that it does not deny it"
+      );
+    case "KmsAccessDenied":
+    case "KMS.AccessDeniedException":
+      return (
+        "the queue is encrypted with a KMS key the role may not use: allow kms:Decrypt on that key to the role, " +
+        "or encrypt the queue with SSE-SQS (no key permission needed)"
+      );
+    case "KmsDisabled":
+    case "KmsNotFound":
+    case "KmsInvalidState":
+      return "the queue's KMS key is disabled, missing or pending deletion: fix the key or the queue's encryption";
+    default:
+      return undefined;
+  }
+}

@@ -168,6 +168,39 @@ describe("the role's policy is really enforced", () => {
   }, 30_000);
 });
 
+describe("without sqs:ReceiveMessage", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // The start-up probe proves the visibility and delete calls without touching a message; a receive cannot be
+    // proved that way, so this mistake shows only once the daemon runs.
+    const shipped = JSON.parse(readFileSync(repoPath("scripts", "iam", "DocumentProcessorS3Access.json"), "utf8")) as {
+      Statement: { Action: string | string[] }[];
+    };
+    const without = (a: string | string[]) => (Array.isArray(a) ? a.filter((x) => x !== "sqs:ReceiveMessage") : a);
+    const statements = shipped.Statement.map((s) => ({ ...s, Action: without(s.Action) }));
+    expect(JSON.stringify(statements)).not.toContain("sqs:ReceiveMessage");
+    const file = join(mkdtempSync(join(tmpdir(), "dp-policy-")), "no-receive.json");
+    writeFileSync(file, JSON.stringify({ ...shipped, Statement: statements }));
+    h = await startHarness({ rolePolicyFile: file });
+    await discardTestEvent(h.stand);
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("logs ReceiveMessage refused as an error naming the fix, takes no message, and still stops cleanly", async () => {
+    const { stand } = h;
+    await upload(stand, [{ key: "unreceived/report.txt", body: "stays in the queue\n" }]);
+    const daemon = h.startDaemon();
+    const refused = await daemon.waitForLog((l) => String(l.msg).startsWith("ReceiveMessage refused: "), 15_000);
+    expect(refused).toMatchObject({ level: "error", code: "AccessDenied" });
+    expect(String(refused["fix"])).toContain("sqs:ReceiveMessage");
+    expect(await stopDaemon(daemon)).toEqual({ code: 0, signal: null });
+    expect(roleDecisions(stand).filter((d) => d.decision !== "allow").map((d) => d.action)).toContain("sqs:ReceiveMessage");
+    expect(await queueDepth(stand)).toEqual({ visible: 1, inFlight: 0 });
+  }, 30_000);
+});
+
 describe("an object deleted before processing (the 403 path)", () => {
   let h: Harness;
   beforeAll(async () => {

@@ -453,6 +453,26 @@ describe("receive errors", () => {
     expect(warnings.map((l) => l["retryInMs"])).toEqual([1_000, 2_000, 1_000]);
     expect(warnings[0]).toMatchObject({ level: "warn", code: "ThrottlingException" });
   });
+
+  // The start-up probe cannot prove ReceiveMessage without taking messages: a refusal here says what to fix.
+  it("logs a refused receive (the policy, the queue's KMS key) as an error with the fix, and keeps trying", async () => {
+    const refused = (name: string) => Object.assign(new Error("refused"), { name, $metadata: { httpStatusCode: 400 } });
+    const h = start();
+    h.receives.push(refused("AccessDenied"), refused("KmsAccessDenied"), refused("KmsDisabled"));
+    await waitForReceives(h, 1);
+    // Backoffs of 1, 2 and 4 s, then the fourth receive.
+    await vi.advanceTimersByTimeAsync(7_000);
+    expect(receiveCalls(h)).toHaveLength(4);
+    const errors = h.logs.filter((l) => String(l["msg"]).startsWith("ReceiveMessage refused: "));
+    expect(errors.map((l) => [l["level"], l["code"]])).toEqual([
+      ["error", "AccessDenied"],
+      ["error", "KmsAccessDenied"],
+      ["error", "KmsDisabled"],
+    ]);
+    expect(errors[0]!["fix"]).toMatch(/may not sqs:ReceiveMessage.*DocumentProcessorS3Access\.json/);
+    expect(errors[1]!["fix"]).toMatch(/kms:Decrypt/);
+    expect(h.logs.filter((l) => l["msg"] === "ReceiveMessage failed; backing off")).toEqual([]);
+  });
 });
 
 describe("per-message handling", () => {
