@@ -14,7 +14,35 @@ import {
   type MessageSystemAttributeName,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
+import type { FinalizeHandler, FinalizeRequestMiddleware, MetadataBearer } from "@smithy/types";
 import type { BatchEntryFailure, Transport } from "./transport.js";
+
+/**
+ * Runs inside the SDK's retry loop (finalizeRequest, after the retry middleware): once `noRetry` has aborted, a retry
+ * is not sent. Instead a NotRetried (a client error to the retry strategy, which ends its loop) carries the failed
+ * attempt's error out, and receiveMessages rethrows that error as it was.
+ */
+function noRetryAfter<I extends object, O extends MetadataBearer>(noRetry: AbortSignal): FinalizeRequestMiddleware<I, O> {
+  return (next: FinalizeHandler<I, O>) => {
+    let lastError: unknown;
+    return async (args) => {
+      if (lastError !== undefined && noRetry.aborted) throw new NotRetried(lastError);
+      try {
+        return await next(args);
+      } catch (err) {
+        lastError = err;
+        throw err;
+      }
+    };
+  };
+}
+
+/** The retry strategy's CLIENT_ERROR (no status, no retryable code), carrying the error to rethrow. */
+class NotRetried extends Error {
+  constructor(readonly original: unknown) {
+    super("not retried: the consumer is stopping");
+  }
+}
 
 function failures(failed: readonly BatchResultErrorEntry[] | undefined): BatchEntryFailure[] {
   return (failed ?? []).map((f) => ({
@@ -36,18 +64,23 @@ export function sdkTransport(s3: () => Promise<S3Client>, sqs: SQSClient): Trans
   return {
     name: "sdk",
     queue: {
-      async receiveMessages(input, signal) {
-        const out = await sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: input.queueUrl,
-            MaxNumberOfMessages: input.maxMessages,
-            WaitTimeSeconds: input.waitTimeSeconds,
-            VisibilityTimeout: input.visibilityTimeoutSeconds,
-            MessageSystemAttributeNames: input.systemAttributes as MessageSystemAttributeName[],
-          }),
-          { abortSignal: signal },
-        );
-        return out.Messages ?? [];
+      async receiveMessages(input, signal, noRetry) {
+        const command = new ReceiveMessageCommand({
+          QueueUrl: input.queueUrl,
+          MaxNumberOfMessages: input.maxMessages,
+          WaitTimeSeconds: input.waitTimeSeconds,
+          VisibilityTimeout: input.visibilityTimeoutSeconds,
+          MessageSystemAttributeNames: input.systemAttributes as MessageSystemAttributeName[],
+        });
+        if (noRetry !== undefined) {
+          command.middlewareStack.add(noRetryAfter(noRetry), { step: "finalizeRequest", priority: "low", name: "noRetryAfterStop" });
+        }
+        try {
+          const out = await sqs.send(command, { abortSignal: signal });
+          return out.Messages ?? [];
+        } catch (err) {
+          throw err instanceof NotRetried ? err.original : err;
+        }
       },
       async deleteMessage(queueUrl, receiptHandle) {
         await sqs.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: receiptHandle }));

@@ -15,7 +15,7 @@ import { drain } from "./drain.js";
 import type { ConsumerEvent, ConsumerStats, StopResult } from "./events.js";
 import { Heartbeat } from "./heartbeat.js";
 import { InFlight } from "./in-flight.js";
-import { runReceiveLoop } from "./receive-loop.js";
+import { runReceiveLoop, type PollEvent } from "./receive-loop.js";
 import type { ParsedNotification } from "./records.js";
 import { Visibility } from "./visibility.js";
 
@@ -87,8 +87,8 @@ export class Consumer {
   private readonly inFlight: InFlight;
   /** What this stop has done so far, for its StopResult; undefined until stop() begins. */
   private drainTally: { completed: number; released: number } | undefined;
-  /** Whether a ReceiveMessage is in flight. */
-  private polling = false;
+  /** The last ReceiveMessage: in flight ("sent"), or how it ended. */
+  private poll: PollEvent | undefined;
 
   constructor(private readonly options: ConsumerOptions) {
     const { queue, queueUrl, log } = options;
@@ -147,8 +147,8 @@ export class Consumer {
 
   /**
    * Stops receiving at once, waits up to drainTimeoutMs for in-flight messages (heartbeats keep running), then aborts
-   * what is left and releases those messages with visibility 0. Idempotent. While messages are held, a long poll in
-   * flight first runs to its answer (its messages are released too), so nothing released can go to a dead poll.
+   * what is left and releases those messages with visibility 0. Idempotent. Messages not yet started are aborted at
+   * once and released once no poll of ours can be open at SQS (endReceiving), so that no released message goes to it.
    */
   stop(opts?: { drainTimeoutMs?: number }): Promise<StopResult> {
     switch (this.state.kind) {
@@ -199,8 +199,8 @@ export class Consumer {
           if (accepted !== undefined) this.inFlight.track(accepted.handle, accepted.receiveCount, accepted.documents);
         },
         releaseLate: (handles) => this.visibility.release(handles, "received while stopping"),
-        onPolling: (polling) => {
-          this.polling = polling;
+        onPoll: (event) => {
+          this.poll = event;
         },
       },
       { stop: receiving.stop.signal, request: receiving.request.signal },
@@ -216,27 +216,11 @@ export class Consumer {
     const tally = (this.drainTally = { completed: 0, released: 0 });
     const deadline = clock() + Math.max(0, drainTimeoutMs);
     const { stop, request } = running.receiving;
+    const stoppedAt = clock();
     stop.abort();
-    // Holding nothing, there is nothing to hand back that a dead poll could take: stop at once. (A message arriving
-    // in the poll's last seconds can still go to it and wait out its visibility timeout, as after any exit.)
-    const waitForPoll = this.polling && this.inFlight.size > 0;
-    let cap: NodeJS.Timeout | undefined;
-    if (waitForPoll) {
-      const capMs = this.options.waitTimeSeconds * 1000 + LATE_POLL_GRACE_MS;
-      log.info(
-        { inFlight: this.inFlight.size, waitTimeSeconds: this.options.waitTimeSeconds },
-        "consumer stopping: letting the long poll in flight answer before handing messages back",
-      );
-      cap = setTimeout(() => request.abort(), capMs);
-    } else {
-      request.abort();
-    }
-    try {
-      // A loop that failed reported it through start(); stopping still drains what it received.
-      await running.loop.catch(() => undefined);
-    } finally {
-      clearTimeout(cap);
-    }
+    // Waiting for a slot: they must not start now. Held (and extended) until no poll of ours can take them back.
+    const unstarted = this.inFlight.detach("unstarted", "shutting down before it started");
+    await this.endReceiving(running.loop, request, unstarted.length, stoppedAt);
     const { timedOut } = await drain(
       {
         inFlight: this.inFlight,
@@ -246,12 +230,50 @@ export class Consumer {
         clock,
         abortGraceMs: this.options.abortGraceMs ?? DEFAULT_ABORT_GRACE_MS,
       },
+      unstarted,
       deadline,
       drainTimeoutMs,
     );
     const result: StopResult = { ...tally, timedOut };
     log.info({ ...result }, "consumer stopped");
     return result;
+  }
+
+  /**
+   * Ends the receive loop without leaving a poll of ours open at SQS while there is anything to hand back: SQS keeps
+   * a poll whose client has gone and gives it the next visible messages, hidden then for the visibility timeout
+   * (receive-loop.ts). Holding messages with a poll in flight, that poll runs to its answer; no retry follows the stop,
+   * so any attempt sent ends at SQS within waitTimeSeconds of the stop, and past that (plus a margin) the poll is
+   * aborted, or, if it failed on our side, the wait simply runs out. Holding nothing, it is aborted at once.
+   */
+  private async endReceiving(loop: Promise<void>, request: AbortController, detached: number, stoppedAt: number): Promise<void> {
+    const { log, waitTimeSeconds } = this.options;
+    const clock = this.options.clock ?? Date.now;
+    const holding = (): boolean => this.inFlight.size > 0 || detached > 0;
+    if (this.poll !== "sent" || !holding()) {
+      request.abort();
+      // A loop that failed reported it through start(); stopping still drains what it received.
+      await loop.catch(() => undefined);
+      return;
+    }
+    const openUntil = stoppedAt + waitTimeSeconds * 1000 + LATE_POLL_GRACE_MS;
+    log.info(
+      { inFlight: this.inFlight.size, unstarted: detached, waitTimeSeconds },
+      "consumer stopping: letting the long poll in flight answer before handing messages back",
+    );
+    const cap = setTimeout(() => request.abort(), Math.max(0, openUntil - clock()));
+    // Once every held message has settled (nothing detached), nothing is left to hand back: stop waiting.
+    if (detached === 0) void this.inFlight.settled().then(() => request.abort());
+    try {
+      await loop.catch(() => undefined);
+    } finally {
+      clearTimeout(cap);
+    }
+    // Failed on our side (a reset, not an answer): SQS may still hold it, until openUntil at the latest.
+    const ended = this.poll as PollEvent | undefined;
+    if (ended === "failed" && holding() && !request.signal.aborted) {
+      await new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, openUntil - clock())));
+    }
   }
 
   private emit(event: ConsumerEvent): void {

@@ -1,15 +1,15 @@
 /**
- * The drain, once receiving has stopped: messages still waiting for a slot go back to the queue at once, the rest get
- * until the deadline (heartbeats running), then their documents are aborted, given a short grace, and what is still
- * running is released; pending deletes are flushed last.
+ * The drain, once receiving has stopped and no poll of ours is open: the messages that were still waiting for a slot
+ * (detached by the stop) go back to the queue first, the rest get until the deadline (heartbeats running), then their
+ * documents are aborted, given a short grace, and what is still running is released; pending deletes are flushed last.
  */
 import type { Logger } from "../logging/logger.js";
 import type { DeleteBatcher } from "./delete-batcher.js";
 import type { Heartbeat } from "./heartbeat.js";
-import type { InFlight } from "./in-flight.js";
+import type { Detached, InFlight } from "./in-flight.js";
 
 export interface DrainDeps {
-  inFlight: Pick<InFlight, "size" | "running" | "abandon" | "settledWithin" | "abortRunning" | "settled">;
+  inFlight: Pick<InFlight, "size" | "running" | "abandon" | "handBack" | "settledWithin" | "abortRunning" | "settled">;
   deletes: Pick<DeleteBatcher, "drain">;
   heartbeat: Pick<Heartbeat, "close">;
   log: Logger;
@@ -18,13 +18,21 @@ export interface DrainDeps {
   abortGraceMs: number;
 }
 
-/** Resolves once nothing is held any more; `timedOut` when the deadline passed with documents still running. */
-export async function drain(deps: DrainDeps, deadline: number, drainTimeoutMs: number): Promise<{ timedOut: boolean }> {
+/**
+ * Resolves once nothing is held any more; `timedOut` when the deadline passed with documents still running.
+ * `unstarted`: the messages the stop detached before they started.
+ */
+export async function drain(
+  deps: DrainDeps,
+  unstarted: Detached,
+  deadline: number,
+  drainTimeoutMs: number,
+): Promise<{ timedOut: boolean }> {
   const { inFlight, log, clock } = deps;
-  // Messages still waiting for a slot: another consumer can start them now rather than after the drain.
-  const unstarted = await inFlight.abandon("unstarted", "not started before shutdown", "shutting down before it started");
+  // Another consumer can start these now rather than after the drain.
+  const releasedUnstarted = await inFlight.handBack(unstarted, "not started before shutdown");
   log.info(
-    { inFlight: inFlight.size, releasedUnstarted: unstarted, drainTimeoutMs },
+    { inFlight: inFlight.size, releasedUnstarted, drainTimeoutMs },
     "consumer stopping: receiving stopped, draining",
   );
   let timedOut = false;

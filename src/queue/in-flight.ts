@@ -17,6 +17,9 @@ import { failureFields } from "./log-fields.js";
 import type { Handle } from "./sqs-calls.js";
 import type { Visibility } from "./visibility.js";
 
+/** Messages taken out of tracking by detach(), held (and extended) until handBack(). */
+export type Detached = readonly Beat[];
+
 /** A message whose documents are in the pipeline. */
 interface Tracked extends Beat {
   readonly receivedAt: number;
@@ -86,6 +89,8 @@ export class InFlight {
       })
       .finally(() => {
         this.messages.delete(tracked);
+        // A detached message stays extended until handBack() releases it (its documents settle first, aborted).
+        if (tracked.phase === "abandoned") return undefined;
         // Normally stopped already; after a bug it must not go on extending a message nobody acknowledges.
         return this.deps.heartbeat.stop(tracked, "settled");
       });
@@ -121,20 +126,36 @@ export class InFlight {
 
   /**
    * Hands running messages back to the queue (visibility 0, in batches) and forgets them: `which` "unstarted" takes
-   * the ones still waiting for a slot, "running" all of them. Their documents are aborted (`abortReason`), their
-   * heartbeat stopped, and the release waits for an extension in flight: one landing after the release would hide
-   * the message again. A late outcome of an abandoned message changes nothing. Returns how many.
+   * the ones still waiting for a slot, "running" all of them. detach() then handBack(). Returns how many.
    */
   async abandon(which: "unstarted" | "running", why: string, abortReason: string): Promise<number> {
+    return this.handBack(this.detach(which, abortReason), why);
+  }
+
+  /**
+   * Forgets running messages (see abandon) and aborts their documents (`abortReason`), so none of them starts or
+   * finishes now; each stays extended by the heartbeat, still held, until handBack(). A late outcome of a detached
+   * message changes nothing.
+   */
+  detach(which: "unstarted" | "running", abortReason: string): Detached {
     const chosen = this.inPhase("running").filter((t) => which === "running" || !t.started);
-    const landed: Promise<void>[] = [];
     for (const tracked of chosen) {
       tracked.phase = "abandoned";
       tracked.abortCause ??= "shutdown";
       this.messages.delete(tracked);
-      landed.push(this.deps.heartbeat.stop(tracked, "abandoned"));
       tracked.controller.abort(new DocumentError(OutcomeCode.aborted, abortReason));
     }
+    return chosen;
+  }
+
+  /**
+   * Releases detached messages (visibility 0, in batches) once their heartbeat has stopped: the release waits for
+   * an extension in flight, since one landing after it would hide the message again. Returns how many.
+   */
+  async handBack(detached: Detached, why: string): Promise<number> {
+    const chosen = detached as readonly Tracked[];
+    if (chosen.length === 0) return 0;
+    const landed = chosen.map((tracked) => this.deps.heartbeat.stop(tracked, "abandoned"));
     await within(Promise.all(landed), this.deps.extensionWaitMs ?? ABANDON_EXTENSION_WAIT_MS);
     await this.deps.visibility.release(chosen, why);
     return chosen.length;

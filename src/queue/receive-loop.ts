@@ -38,12 +38,14 @@ export interface ReceiveLoopDeps {
   accept: (message: Message) => void;
   /** Messages a long poll returned after `stop` aborted. */
   releaseLate: (handles: Handle[]) => Promise<void>;
-  /** Told when a receive is sent (true) and when it has answered or failed (false). */
-  onPolling?: (polling: boolean) => void;
+  /** Told when a receive is sent, and when it has answered or failed (aborted included). */
+  onPoll?: (event: PollEvent) => void;
 }
 
+export type PollEvent = "sent" | "answered" | "failed";
+
 export interface ReceiveLoopSignals {
-  /** No further receive: ends the loop once the receive in flight (if any) has answered. */
+  /** No further receive (nor a retry of the one in flight): ends the loop once that one has answered or failed. */
   stop: AbortSignal;
   /** Aborts the receive in flight (its messages may then stay hidden for the visibility timeout; see above). */
   request: AbortSignal;
@@ -62,7 +64,7 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, signals: ReceiveLoop
       continue;
     }
     let messages: Message[];
-    deps.onPolling?.(true);
+    deps.onPoll?.("sent");
     try {
       messages = await deps.queue.receiveMessages(
         {
@@ -74,9 +76,10 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, signals: ReceiveLoop
           systemAttributes: SYSTEM_ATTRIBUTES,
         },
         request,
+        stop,
       );
     } catch (err) {
-      deps.onPolling?.(false);
+      deps.onPoll?.("failed");
       if (stop.aborted) break;
       failures += 1;
       const retryInMs = receiveBackoffMs(failures, deps.random);
@@ -91,7 +94,7 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, signals: ReceiveLoop
       if (!stop.aborted) emit({ type: "cycle", result: "receive-failed", received: 0 });
       continue;
     }
-    deps.onPolling?.(false);
+    deps.onPoll?.("answered");
     failures = 0;
     if (stop.aborted) {
       // The long poll answered after stop() began: these were never started, so hand them straight back.

@@ -954,6 +954,121 @@ describe("stop", () => {
     expect(releasesOf(h)).toEqual(["rh-waiting"]);
   });
 
+  /** The first receive answers `first`; the second is the test's to answer, fail or leave hanging (it honours abort). */
+  function secondPollControlled(h: Harness, first: Message[]) {
+    const poll: {
+      signal?: AbortSignal;
+      answer?: (out: Partial<ReceiveMessageCommandOutput>) => void;
+      fail?: (err: Error) => void;
+    } = {};
+    h.sqs
+      .on(ReceiveMessageCommand)
+      .callsFakeOnce(() => Promise.resolve({ Messages: first }))
+      .callsFakeOnce(() => {
+        poll.signal = ((h.sqs.send.lastCall.args as unknown[])[1] as { abortSignal?: AbortSignal }).abortSignal;
+        return new Promise((resolve, reject) => {
+          poll.answer = resolve;
+          poll.fail = reject;
+          poll.signal?.addEventListener("abort", () => reject(abortError()), { once: true });
+          h.events.poke();
+        });
+      });
+    return poll;
+  }
+
+  it("stops unstarted messages from starting during the wait for the poll, and hands them back once it answered", async () => {
+    const h = setup({ waitTimeSeconds: 20 });
+    harness = h;
+    h.pipeline.startAtOnce = false;
+    const poll = secondPollControlled(h, [message("running", documents("r")), message("waiting", documents("w"))]);
+    const running = h.consumer.start();
+    await h.events.until(() => poll.answer !== undefined);
+    h.pipeline.submission("r").ctx.onStart?.();
+    const waiting = h.pipeline.submission("w");
+    waiting.ctx.signal.addEventListener("abort", () => waiting.settle(ABORTED));
+
+    const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
+    // Aborted at once, so it can never start (and then hold the stop until the drain deadline).
+    expect(waiting.ctx.signal.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(2_000);
+    h.pipeline.submission("r").settle(DONE);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(releasesOf(h)).toEqual([]);
+    expect(poll.signal?.aborted).toBe(false);
+
+    poll.answer?.({});
+    await expect(advanceUntil(stopping, 10_000)).resolves.toEqual({ completed: 1, released: 1, timedOut: false });
+    await running;
+    expect(releasesOf(h)).toEqual(["rh-waiting"]);
+    expect(deleteCalls(h)).toEqual([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-running" }]);
+  });
+
+  it("stops waiting for the poll once every held message has settled (nothing left to hand back)", async () => {
+    const h = setup({ waitTimeSeconds: 20 });
+    harness = h;
+    const poll = secondPollControlled(h, [message("a", documents("a"))]);
+    const running = h.consumer.start();
+    await h.events.until(() => poll.answer !== undefined);
+
+    const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(poll.signal?.aborted).toBe(false);
+    h.pipeline.submission("a").settle(DONE);
+    // Settled once its delete is done (after the 50 ms batch linger).
+    await vi.advanceTimersByTimeAsync(100);
+    expect(poll.signal?.aborted).toBe(true);
+    await expect(advanceUntil(stopping, 2_000)).resolves.toEqual({ completed: 1, released: 0, timedOut: false });
+    await running;
+  });
+
+  it("after a poll that failed on our side (SQS may still hold it), hands nothing back before waitTimeSeconds + 5 s", async () => {
+    const h = setup({ waitTimeSeconds: 20 });
+    harness = h;
+    h.pipeline.startAtOnce = false;
+    const poll = secondPollControlled(h, [message("waiting", documents("w"))]);
+    const running = h.consumer.start();
+    await h.events.until(() => poll.answer !== undefined);
+    const waiting = h.pipeline.submission("w");
+    waiting.ctx.signal.addEventListener("abort", () => waiting.settle(ABORTED));
+
+    const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
+    await vi.advanceTimersByTimeAsync(3_000);
+    poll.fail?.(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+    await vi.advanceTimersByTimeAsync(21_900);
+    expect(releasesOf(h)).toEqual([]);
+    await vi.advanceTimersByTimeAsync(100);
+    await expect(advanceUntil(stopping, 2_000)).resolves.toEqual({ completed: 0, released: 1, timedOut: false });
+    await running;
+    expect(releasesOf(h)).toEqual(["rh-waiting"]);
+  });
+
+  it("passes the stop signal as the receive's noRetry, and aborts nothing while it waits", async () => {
+    let seen: { signal: AbortSignal; noRetry: AbortSignal | undefined } | undefined;
+    const h = setup({ waitTimeSeconds: 20 });
+    harness = h;
+    const inner = h.consumer["options"].queue;
+    let calls = 0;
+    const queue = {
+      ...inner,
+      receiveMessages: (input: Parameters<typeof inner.receiveMessages>[0], signal: AbortSignal, noRetry?: AbortSignal) => {
+        calls += 1;
+        if (calls === 1) return Promise.resolve([message("a", documents("a"))]);
+        seen = { signal, noRetry };
+        h.events.poke();
+        return new Promise<never>((_resolve, reject) => signal.addEventListener("abort", () => reject(abortError()), { once: true }));
+      },
+    };
+    const consumer = new Consumer({ ...h.consumer["options"], queue });
+    const running = consumer.start();
+    await h.events.until(() => seen !== undefined);
+    expect(seen?.noRetry?.aborted).toBe(false);
+    const stopping = consumer.stop({ drainTimeoutMs: 0 });
+    expect(seen?.noRetry?.aborted).toBe(true);
+    expect(seen?.signal.aborted).toBe(false);
+    await expect(advanceUntil(stopping, 30_000)).resolves.toMatchObject({ released: 1 });
+    await running;
+  });
+
   it("holding messages but with no poll in flight (no room), hands the unstarted ones back at once", async () => {
     const h = setup({ waitTimeSeconds: 20 });
     harness = h;

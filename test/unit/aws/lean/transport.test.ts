@@ -47,6 +47,11 @@ async function caught(promise: Promise<unknown>): Promise<LeanServiceError & { c
   throw new Error("expected a rejection");
 }
 
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (!check()) throw new Error("condition not met within 2 s");
+}
+
 function b64(n: number): string {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n >>> 0);
@@ -268,6 +273,30 @@ describe("SQS (AWS JSON 1.0)", () => {
     const err = await caught(pending);
     expect(err.name).toBe("AbortError");
     expect(server.requests).toHaveLength(1);
+  });
+
+  // On stop the consumer lets its poll answer but must not open a new one: a retry would be a poll nobody waits for.
+  it.each([
+    ["not aborted: retried", false, 2],
+    ["aborted while the attempt runs: that attempt's failure is final", true, 1],
+  ])("a receive's noRetry signal %s", async (_label, abortFirst, requests) => {
+    const noRetry = new AbortController();
+    let answerFirst: (() => void) | undefined;
+    server.handle((_req, res, _body, i) => {
+      if (i > 0) return json(res, 200, {});
+      answerFirst = () => json(res, 503, { __type: "InternalFailure", message: "busy" });
+    });
+    const pending = transport.queue.receiveMessages(receiveInput, never, noRetry.signal).then(
+      (messages) => messages,
+      (err: unknown) => err as LeanServiceError,
+    );
+    await until(() => answerFirst !== undefined);
+    if (abortFirst) noRetry.abort();
+    answerFirst?.();
+    const result = await pending;
+    expect(server.requests).toHaveLength(requests);
+    if (abortFirst) expect(result).toMatchObject({ name: "InternalFailure", $metadata: { httpStatusCode: 503, attempts: 1 } });
+    else expect(result).toEqual([]);
   });
 
   it("fails with TimeoutError when the socket idles past requestTimeoutMs, after retrying", async () => {
