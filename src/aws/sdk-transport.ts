@@ -18,15 +18,15 @@ import type { FinalizeHandler, FinalizeRequestMiddleware, MetadataBearer } from 
 import type { BatchEntryFailure, Transport } from "./transport.js";
 
 /**
- * Runs inside the SDK's retry loop (finalizeRequest, after the retry middleware): once `noRetry` has aborted, a retry
- * is not sent. Instead a NotRetried (a client error to the retry strategy, which ends its loop) carries the failed
- * attempt's error out, and receiveMessages rethrows that error as it was.
+ * Runs inside the SDK's retry loop (finalizeRequest, after the retry middleware): a second attempt is not sent.
+ * Instead a NotRetried (a client error to the retry strategy, which ends its loop) carries the first attempt's error
+ * out, and receiveMessages rethrows that error as it was.
  */
-function noRetryAfter<I extends object, O extends MetadataBearer>(noRetry: AbortSignal): FinalizeRequestMiddleware<I, O> {
+function singleAttempt<I extends object, O extends MetadataBearer>(): FinalizeRequestMiddleware<I, O> {
   return (next: FinalizeHandler<I, O>) => {
     let lastError: unknown;
     return async (args) => {
-      if (lastError !== undefined && noRetry.aborted) throw new NotRetried(lastError);
+      if (lastError !== undefined) throw new NotRetried(lastError);
       try {
         return await next(args);
       } catch (err) {
@@ -40,7 +40,7 @@ function noRetryAfter<I extends object, O extends MetadataBearer>(noRetry: Abort
 /** The retry strategy's CLIENT_ERROR (no status, no retryable code), carrying the error to rethrow. */
 class NotRetried extends Error {
   constructor(readonly original: unknown) {
-    super("not retried: the consumer is stopping");
+    super("not retried: the receive loop retries ReceiveMessage itself");
   }
 }
 
@@ -64,7 +64,7 @@ export function sdkTransport(s3: () => Promise<S3Client>, sqs: SQSClient): Trans
   return {
     name: "sdk",
     queue: {
-      async receiveMessages(input, signal, noRetry) {
+      async receiveMessages(input, signal) {
         const command = new ReceiveMessageCommand({
           QueueUrl: input.queueUrl,
           MaxNumberOfMessages: input.maxMessages,
@@ -72,9 +72,7 @@ export function sdkTransport(s3: () => Promise<S3Client>, sqs: SQSClient): Trans
           VisibilityTimeout: input.visibilityTimeoutSeconds,
           MessageSystemAttributeNames: input.systemAttributes as MessageSystemAttributeName[],
         });
-        if (noRetry !== undefined) {
-          command.middlewareStack.add(noRetryAfter(noRetry), { step: "finalizeRequest", priority: "low", name: "noRetryAfterStop" });
-        }
+        command.middlewareStack.add(singleAttempt(), { step: "finalizeRequest", priority: "low", name: "singleAttempt" });
         try {
           const out = await sqs.send(command, { abortSignal: signal });
           return out.Messages ?? [];

@@ -43,10 +43,10 @@ export interface BatchEntryFailure {
 
 export interface QueueTransport {
   /**
-   * ReceiveMessage; [] when the long poll ends empty. Once `noRetry` aborts, a failed attempt is not retried: on stop
-   * a retry would open a new long poll after the consumer stopped receiving (see src/queue/receive-loop.ts).
+   * ReceiveMessage; [] when the long poll ends empty. One attempt, never retried here: the receive loop retries with
+   * its own backoff, so the consumer knows of every long poll it opened (src/queue/consumer.ts, endReceiving).
    */
-  receiveMessages(input: ReceiveInput, signal: AbortSignal, noRetry?: AbortSignal): Promise<Message[]>;
+  receiveMessages(input: ReceiveInput, signal: AbortSignal): Promise<Message[]>;
   deleteMessage(queueUrl: string, receiptHandle: string): Promise<void>;
   /** DeleteMessageBatch (at most 10 entries); the failed entries of a 200 answer. */
   deleteMessageBatch(queueUrl: string, entries: readonly BatchEntry[]): Promise<BatchEntryFailure[]>;

@@ -89,6 +89,10 @@ export class Consumer {
   private drainTally: { completed: number; released: number } | undefined;
   /** The last ReceiveMessage: in flight ("sent"), or how it ended. */
   private poll: PollEvent | undefined;
+  /** When the last ReceiveMessage was sent. */
+  private pollSentAt = Number.NEGATIVE_INFINITY;
+  /** When a ReceiveMessage that failed without an HTTP answer was sent: SQS may hold it for its wait time from then. */
+  private lostPollSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: ConsumerOptions) {
     const { queue, queueUrl, log } = options;
@@ -201,6 +205,8 @@ export class Consumer {
         releaseLate: (handles) => this.visibility.release(handles, "received while stopping"),
         onPoll: (event) => {
           this.poll = event;
+          if (event.kind === "sent") this.pollSentAt = (this.options.clock ?? Date.now)();
+          else if (event.kind === "failed" && event.network) this.lostPollSentAt = this.pollSentAt;
         },
       },
       { stop: receiving.stop.signal, request: receiving.request.signal },
@@ -216,11 +222,10 @@ export class Consumer {
     const tally = (this.drainTally = { completed: 0, released: 0 });
     const deadline = clock() + Math.max(0, drainTimeoutMs);
     const { stop, request } = running.receiving;
-    const stoppedAt = clock();
     stop.abort();
     // Waiting for a slot: they must not start now. Held (and extended) until no poll of ours can take them back.
     const unstarted = this.inFlight.detach("unstarted", "shutting down before it started");
-    await this.endReceiving(running.loop, request, unstarted.length, stoppedAt);
+    await this.endReceiving(running.loop, request, unstarted.length);
     const { timedOut } = await drain(
       {
         inFlight: this.inFlight,
@@ -240,39 +245,48 @@ export class Consumer {
   }
 
   /**
-   * Ends the receive loop without leaving a poll of ours open at SQS while there is anything to hand back: SQS keeps
-   * a poll whose client has gone and gives it the next visible messages, hidden then for the visibility timeout
-   * (receive-loop.ts). Holding messages with a poll in flight, that poll runs to its answer; no retry follows the stop,
-   * so any attempt sent ends at SQS within waitTimeSeconds of the stop, and past that (plus a margin) the poll is
-   * aborted, or, if it failed on our side, the wait simply runs out. Holding nothing, it is aborted at once.
+   * Ends the receive loop, and returns once no poll of ours can be open at SQS while there is anything to hand back:
+   * SQS keeps a poll whose client has gone and gives it the next visible messages, hidden then for the visibility
+   * timeout (receive-loop.ts). Every poll is one attempt (the loop retries, never the transport), so each one we
+   * opened either answered, or failed without an answer (then it is open at SQS until its wait time passes, at most),
+   * or is in flight. Holding messages with a poll in flight, that poll runs to its answer, and is aborted only at
+   * waitTimeSeconds + 5 s after it was sent, when SQS has ended it too. Any wait ends early once nothing is left to hand
+   * back (every held message settled, none detached). Holding nothing, the poll is aborted at once.
    */
-  private async endReceiving(loop: Promise<void>, request: AbortController, detached: number, stoppedAt: number): Promise<void> {
+  private async endReceiving(loop: Promise<void>, request: AbortController, detached: number): Promise<void> {
     const { log, waitTimeSeconds } = this.options;
     const clock = this.options.clock ?? Date.now;
+    const openMs = waitTimeSeconds * 1000 + LATE_POLL_GRACE_MS;
     const holding = (): boolean => this.inFlight.size > 0 || detached > 0;
-    if (this.poll !== "sent" || !holding()) {
+    // Resolves once nothing is left to hand back; never when messages were detached (they are handed back anyway).
+    const nothingLeft = detached > 0 ? new Promise<void>(() => undefined) : this.inFlight.settled().catch(() => undefined);
+    if (this.poll?.kind !== "sent" || !holding()) {
       request.abort();
-      // A loop that failed reported it through start(); stopping still drains what it received.
-      await loop.catch(() => undefined);
-      return;
+    } else {
+      log.info(
+        { inFlight: this.inFlight.size, unstarted: detached, waitTimeSeconds },
+        "consumer stopping: letting the long poll in flight answer before handing messages back",
+      );
+      const cap = setTimeout(() => request.abort(), Math.max(0, this.pollSentAt + openMs - clock()));
+      void nothingLeft.then(() => request.abort());
+      try {
+        // A loop that failed reported it through start(); stopping still drains what it received.
+        await loop.catch(() => undefined);
+      } finally {
+        clearTimeout(cap);
+      }
     }
-    const openUntil = stoppedAt + waitTimeSeconds * 1000 + LATE_POLL_GRACE_MS;
-    log.info(
-      { inFlight: this.inFlight.size, unstarted: detached, waitTimeSeconds },
-      "consumer stopping: letting the long poll in flight answer before handing messages back",
-    );
-    const cap = setTimeout(() => request.abort(), Math.max(0, openUntil - clock()));
-    // Once every held message has settled (nothing detached), nothing is left to hand back: stop waiting.
-    if (detached === 0) void this.inFlight.settled().then(() => request.abort());
-    try {
-      await loop.catch(() => undefined);
-    } finally {
-      clearTimeout(cap);
-    }
-    // Failed on our side (a reset, not an answer): SQS may still hold it, until openUntil at the latest.
-    const ended = this.poll as PollEvent | undefined;
-    if (ended === "failed" && holding() && !request.signal.aborted) {
-      await new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, openUntil - clock())));
+    await loop.catch(() => undefined);
+    // A poll that failed on our side (a reset, a timeout), before the stop or while we waited, may still be open.
+    const openUntil = this.lostPollSentAt + openMs;
+    if (holding() && clock() < openUntil) {
+      log.info(
+        { inFlight: this.inFlight.size, unstarted: detached, waitMs: openUntil - clock() },
+        "consumer stopping: a long poll failed without an answer and may still be open at SQS; handing back after it ends",
+      );
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([nothingLeft, new Promise<void>((resolve) => (timer = setTimeout(resolve, openUntil - clock())))]);
+      clearTimeout(timer);
     }
   }
 

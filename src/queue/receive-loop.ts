@@ -42,10 +42,14 @@ export interface ReceiveLoopDeps {
   onPoll?: (event: PollEvent) => void;
 }
 
-export type PollEvent = "sent" | "answered" | "failed";
+/**
+ * A receive sent, answered, or failed; `network`: failed without an HTTP answer (a reset, a timeout) and not by our
+ * abort, so SQS may still hold the poll open for up to its wait time.
+ */
+export type PollEvent = { kind: "sent" } | { kind: "answered" } | { kind: "failed"; network: boolean };
 
 export interface ReceiveLoopSignals {
-  /** No further receive (nor a retry of the one in flight): ends the loop once that one has answered or failed. */
+  /** No further receive: ends the loop once the one in flight has answered or failed. */
   stop: AbortSignal;
   /** Aborts the receive in flight (its messages may then stay hidden for the visibility timeout; see above). */
   request: AbortSignal;
@@ -64,7 +68,7 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, signals: ReceiveLoop
       continue;
     }
     let messages: Message[];
-    deps.onPoll?.("sent");
+    deps.onPoll?.({ kind: "sent" });
     try {
       messages = await deps.queue.receiveMessages(
         {
@@ -76,14 +80,13 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, signals: ReceiveLoop
           systemAttributes: SYSTEM_ATTRIBUTES,
         },
         request,
-        stop,
       );
     } catch (err) {
-      deps.onPoll?.("failed");
+      const { name: code, status } = awsErrorInfo(err);
+      deps.onPoll?.({ kind: "failed", network: status === undefined && !request.aborted });
       if (stop.aborted) break;
       failures += 1;
       const retryInMs = receiveBackoffMs(failures, deps.random);
-      const { name: code, status } = awsErrorInfo(err);
       const fix = receiveRefusalHint(code);
       const fields = { err, code, status, consecutiveFailures: failures, retryInMs };
       // Refused for good: an error that says what to change (the daemon keeps trying: a policy may be fixed live).
@@ -94,7 +97,7 @@ export async function runReceiveLoop(deps: ReceiveLoopDeps, signals: ReceiveLoop
       if (!stop.aborted) emit({ type: "cycle", result: "receive-failed", received: 0 });
       continue;
     }
-    deps.onPoll?.("answered");
+    deps.onPoll?.({ kind: "answered" });
     failures = 0;
     if (stop.aborted) {
       // The long poll answered after stop() began: these were never started, so hand them straight back.

@@ -60,8 +60,8 @@ export interface LeanRequest {
   /** A stream body: called once the socket is connected to pipe it into the request; returns the source it reads. */
   stream?: (request: ClientRequest) => Readable;
   signal?: AbortSignal;
-  /** Once aborted, a failed attempt is not retried (the attempt in flight goes on). */
-  noRetry?: AbortSignal;
+  /** At most this many attempts (below the client's own limit). */
+  maxAttempts?: number;
 }
 
 export interface BufferedResponse {
@@ -247,7 +247,8 @@ export class LeanClient {
           e.$metadata.attempts = attempts;
           e.$metadata.totalRetryDelay = totalRetryDelay;
         }
-        if (noMoreRetries(request)) throw e;
+        // A call limited to fewer attempts (a long poll: the receive loop retries it) ends here.
+        if (request.maxAttempts !== undefined && attempts >= request.maxAttempts) throw e;
         // A skew error is retried once, and only when this answer moved the clock offset.
         if (e.$metadata.clockSkewCorrected === true) {
           if (skewRetried || !isClockSkewError(e as Parameters<typeof isClockSkewError>[0])) delete e.$metadata.clockSkewCorrected;
@@ -265,7 +266,6 @@ export class LeanClient {
         }
         totalRetryDelay += Date.now() - before;
         if (signal?.aborted) throw abortError(signal);
-        if (noMoreRetries(request)) throw e;
       }
     }
   }
@@ -436,7 +436,3 @@ export class LeanClient {
   }
 }
 
-/** A function, not an inline check: the answer changes while the retry waits (TypeScript would keep its narrowing). */
-function noMoreRetries(request: LeanRequest): boolean {
-  return request.noRetry?.aborted === true;
-}

@@ -70,7 +70,7 @@ export class LeanQueue implements QueueTransport {
   }
 
   /** One call; resolves with the answer's JSON object ({} for an empty body). */
-  private async call(operation: Operation, input: unknown, signal?: AbortSignal, noRetry?: AbortSignal): Promise<Record<string, unknown>> {
+  private async call(operation: Operation, input: unknown, signal?: AbortSignal, maxAttempts?: number): Promise<Record<string, unknown>> {
     const response = await this.client.send({
       service: SQS,
       target: this.target,
@@ -79,7 +79,7 @@ export class LeanQueue implements QueueTransport {
       headers: HEADERS[operation],
       body: JSON.stringify(input),
       ...(signal !== undefined && { signal }),
-      ...(noRetry !== undefined && { noRetry }),
+      ...(maxAttempts !== undefined && { maxAttempts }),
     });
     if (response.body.length === 0) return {};
     let parsed: unknown;
@@ -102,7 +102,7 @@ export class LeanQueue implements QueueTransport {
     return parsed as Record<string, unknown>;
   }
 
-  async receiveMessages(input: ReceiveInput, signal: AbortSignal, noRetry?: AbortSignal): Promise<Message[]> {
+  async receiveMessages(input: ReceiveInput, signal: AbortSignal): Promise<Message[]> {
     const data = await this.call(
       "ReceiveMessage",
       {
@@ -113,7 +113,8 @@ export class LeanQueue implements QueueTransport {
         MessageSystemAttributeNames: input.systemAttributes,
       },
       signal,
-      noRetry,
+      // One attempt: the receive loop retries (see QueueTransport.receiveMessages).
+      1,
     );
     const messages = data["Messages"];
     if (messages === undefined) return [];

@@ -1,5 +1,6 @@
 // The SDK transport's receive against a scripted server on 127.0.0.1, through a real SQSClient (its retry middleware
-// included; aws-sdk-client-mock would bypass it): once the noRetry signal aborts, a failed attempt is final.
+// included; aws-sdk-client-mock would bypass it): one attempt, whatever the client's maxAttempts, and the first
+// attempt's error as it was. Other calls keep the SDK's retries.
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sdkTransport } from "../../../src/aws/sdk-transport.js";
@@ -22,35 +23,24 @@ afterEach(async () => {
   await server.close();
 });
 
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  if (!check()) throw new Error("condition not met within 2 s");
-}
-
 const input = { queueUrl: "http://127.0.0.1/123456789012/q", maxMessages: 10, waitTimeSeconds: 20, visibilityTimeoutSeconds: 30, systemAttributes: [] };
 
-describe("sdkTransport receiveMessages with noRetry", () => {
-  it.each([
-    ["not aborted: the SDK retries the 503", false, 2],
-    ["aborted while the attempt runs: its 503 is final", true, 1],
-  ])("%s", async (_label, abortFirst, requests) => {
+describe("sdkTransport", () => {
+  it("attempts a receive once and throws the 503 as the SDK gave it", async () => {
     const transport = sdkTransport(() => Promise.reject(new Error("no S3 here")), sqs);
-    const noRetry = new AbortController();
-    let answerFirst: (() => void) | undefined;
-    server.handle((_req, res, _body, i) => {
-      if (i > 0) return json(res, 200, {});
-      answerFirst = () => json(res, 503, { __type: "InternalFailure", message: "busy" });
-    });
-    const pending = transport.queue.receiveMessages(input, new AbortController().signal, noRetry.signal).then(
-      (messages) => messages,
-      (err: unknown) => err as Error & { $metadata?: { httpStatusCode?: number } },
+    server.handle((_req, res) => json(res, 503, { __type: "InternalFailure", message: "busy" }));
+    const err = await transport.queue.receiveMessages(input, new AbortController().signal).then(
+      () => undefined,
+      (e: unknown) => e,
     );
-    await until(() => answerFirst !== undefined);
-    if (abortFirst) noRetry.abort();
-    answerFirst?.();
-    const result = await pending;
-    expect(server.requests).toHaveLength(requests);
-    if (abortFirst) expect(result).toMatchObject({ name: "InternalFailure", $metadata: { httpStatusCode: 503 } });
-    else expect(result).toEqual([]);
+    expect(err).toMatchObject({ name: "InternalFailure", $metadata: { httpStatusCode: 503 } });
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it("still retries the other calls (a delete after a 503)", async () => {
+    const transport = sdkTransport(() => Promise.reject(new Error("no S3 here")), sqs);
+    server.handle((_req, res, _body, i) => (i === 0 ? json(res, 503, { __type: "InternalFailure", message: "busy" }) : json(res, 200, {})));
+    await expect(transport.queue.deleteMessage(input.queueUrl, "rh")).resolves.toBeUndefined();
+    expect(server.requests).toHaveLength(2);
   });
 });

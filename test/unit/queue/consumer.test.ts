@@ -925,7 +925,8 @@ describe("stop", () => {
   });
 
   it("aborts a poll in flight that has not answered waitTimeSeconds + 5 s after stop, then hands back", async () => {
-    const h = setup({ waitTimeSeconds: 20 });
+    // The detached message stays extended (every 10 s) through the 25 s wait.
+    const h = setup({ waitTimeSeconds: 20, visibilityTimeoutSeconds: 20 });
     harness = h;
     h.pipeline.startAtOnce = false;
     let pollSignal: AbortSignal | undefined;
@@ -942,6 +943,9 @@ describe("stop", () => {
       });
     const running = h.consumer.start();
     await h.events.until(() => pollSignal !== undefined);
+    // As the real pipeline does: an aborted document that never started settles at once.
+    const waiting = h.pipeline.submission("w");
+    waiting.ctx.signal.addEventListener("abort", () => waiting.settle(ABORTED));
 
     const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
     await vi.advanceTimersByTimeAsync(24_900);
@@ -952,6 +956,10 @@ describe("stop", () => {
     await expect(advanceUntil(stopping)).resolves.toEqual({ completed: 0, released: 1, timedOut: false });
     await running;
     expect(releasesOf(h)).toEqual(["rh-waiting"]);
+    const extensions = [...visibilityCalls(h), ...visibilityBatchCalls(h).flatMap((c) => c.Entries ?? [])].filter(
+      (e) => e.ReceiptHandle === "rh-waiting" && e.VisibilityTimeout === 20,
+    );
+    expect(extensions.length).toBeGreaterThanOrEqual(2);
   });
 
   /** The first receive answers `first`; the second is the test's to answer, fail or leave hanging (it honours abort). */
@@ -1042,30 +1050,48 @@ describe("stop", () => {
     expect(releasesOf(h)).toEqual(["rh-waiting"]);
   });
 
-  it("passes the stop signal as the receive's noRetry, and aborts nothing while it waits", async () => {
-    let seen: { signal: AbortSignal; noRetry: AbortSignal | undefined } | undefined;
+  // A receive that failed without an HTTP answer just before the stop: SQS may hold that poll for its wait time.
+  it.each([
+    ["a reset (no answer): hands back only once that poll's wait time + 5 s has passed", Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }), 25_000],
+    ["a 503 (answered, so closed at SQS): hands back at once", Object.assign(new Error("busy"), { name: "InternalFailure", $metadata: { httpStatusCode: 503 } }), 0],
+  ])("after %s", async (_label, error, handBackAt) => {
     const h = setup({ waitTimeSeconds: 20 });
     harness = h;
-    const inner = h.consumer["options"].queue;
-    let calls = 0;
-    const queue = {
-      ...inner,
-      receiveMessages: (input: Parameters<typeof inner.receiveMessages>[0], signal: AbortSignal, noRetry?: AbortSignal) => {
-        calls += 1;
-        if (calls === 1) return Promise.resolve([message("a", documents("a"))]);
-        seen = { signal, noRetry };
-        h.events.poke();
-        return new Promise<never>((_resolve, reject) => signal.addEventListener("abort", () => reject(abortError()), { once: true }));
-      },
-    };
-    const consumer = new Consumer({ ...h.consumer["options"], queue });
-    const running = consumer.start();
-    await h.events.until(() => seen !== undefined);
-    expect(seen?.noRetry?.aborted).toBe(false);
-    const stopping = consumer.stop({ drainTimeoutMs: 0 });
-    expect(seen?.noRetry?.aborted).toBe(true);
-    expect(seen?.signal.aborted).toBe(false);
-    await expect(advanceUntil(stopping, 30_000)).resolves.toMatchObject({ released: 1 });
+    h.pipeline.startAtOnce = false;
+    const poll = secondPollControlled(h, [message("waiting", documents("w"))]);
+    const running = h.consumer.start();
+    await h.events.until(() => poll.fail !== undefined);
+    const waiting = h.pipeline.submission("w");
+    waiting.ctx.signal.addEventListener("abort", () => waiting.settle(ABORTED));
+    poll.fail?.(error);
+    // In the loop's backoff (1 s) when the stop comes.
+    await vi.advanceTimersByTimeAsync(500);
+    expect(receiveCalls(h)).toHaveLength(2);
+
+    const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
+    if (handBackAt > 0) {
+      await vi.advanceTimersByTimeAsync(handBackAt - 600);
+      expect(releasesOf(h)).toEqual([]);
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    await expect(advanceUntil(stopping, 1_000)).resolves.toEqual({ completed: 0, released: 1, timedOut: false });
+    await running;
+    expect(releasesOf(h)).toEqual(["rh-waiting"]);
+    expect(receiveCalls(h)).toHaveLength(2);
+  });
+
+  it("ends the wait after a failed poll once every held message has settled", async () => {
+    const h = setup({ waitTimeSeconds: 20 });
+    harness = h;
+    const poll = secondPollControlled(h, [message("a", documents("a"))]);
+    const running = h.consumer.start();
+    await h.events.until(() => poll.fail !== undefined);
+    const stopping = h.consumer.stop({ drainTimeoutMs: 30_000 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    poll.fail?.(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+    await vi.advanceTimersByTimeAsync(1_000);
+    h.pipeline.submission("a").settle(DONE);
+    await expect(advanceUntil(stopping, 1_000)).resolves.toEqual({ completed: 1, released: 0, timedOut: false });
     await running;
   });
 

@@ -196,10 +196,14 @@ describe("abort at more stages", () => {
   });
 
   it("aborting during the retry backoff rejects at once and leaves no listener", async () => {
-    server.handle((_req, res) => json(res, 503, { __type: "ServiceUnavailable" }, { "retry-after": "3" }));
+    // A GetObject: receives are attempted once (the receive loop retries them).
+    server.handle((_req, res) => {
+      res.writeHead(503, { "content-type": "application/xml", "retry-after": "3" });
+      res.end("<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>");
+    });
     make({ random: () => 0.999 });
     const controller = new AbortController();
-    const call = transport.queue.receiveMessages(receiveInput, controller.signal);
+    const call = transport.objects.getObject({ bucket: "b", key: "k" }, controller.signal);
     setTimeout(() => controller.abort(), 100);
     const started = Date.now();
     const err = await caught(call);
