@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ROLE_NAME } from "../local/gateway/identities.js";
 import type { GatewayCounters } from "../local/gateway/server.js";
 import { startStandIn, type StandIn } from "../local/stand-in.js";
+import { discardTestEvent } from "./helpers/daemon-harness.js";
 
 // Far longer than the test runs: a message hidden by the dead poll cannot come back on its own meanwhile.
 const VISIBILITY_TIMEOUT = 600;
@@ -78,11 +79,7 @@ describe("a long poll whose caller disconnected", () => {
     stand = await startStandIn({ visibilityTimeoutSeconds: VISIBILITY_TIMEOUT });
     creds = roleCreds(stand);
     roleSqs = new SQSClient(stand.clientConfig(creds));
-    // The s3:TestEvent sent when the notification was configured.
-    const { Messages = [] } = await stand.clients.admin.sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: stand.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
-    );
-    for (const m of Messages) await stand.clients.admin.sqs.send(new DeleteMessageCommand({ QueueUrl: stand.queue.url, ReceiptHandle: m.ReceiptHandle! }));
+    await discardTestEvent(stand);
   });
 
   afterAll(async () => {
@@ -200,11 +197,7 @@ describe('abandonedReceives: "keep" (as SQS)', () => {
   beforeAll(async () => {
     stand = await startStandIn({ visibilityTimeoutSeconds: VISIBILITY_TIMEOUT, abandonedReceives: "keep" });
     roleSqs = new SQSClient(stand.clientConfig(roleCreds(stand)));
-    // The s3:TestEvent sent when the notification was configured.
-    const { Messages = [] } = await stand.clients.admin.sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: stand.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
-    );
-    for (const m of Messages) await stand.clients.admin.sqs.send(new DeleteMessageCommand({ QueueUrl: stand.queue.url, ReceiptHandle: m.ReceiptHandle! }));
+    await discardTestEvent(stand);
   });
 
   afterAll(async () => {
