@@ -44,7 +44,8 @@ export interface ReceiveLoopDeps {
 
 /**
  * A receive sent, answered, or failed; `network`: failed without an HTTP answer (a reset, a timeout) and not by our
- * abort, so SQS may still hold the poll open for up to its wait time.
+ * abort, so SQS may still hold the poll open for up to its wait time. (A failure before anything was sent, such as
+ * the credentials provider's, counts too: the consumer then only waits when it need not.)
  */
 export type PollEvent = { kind: "sent" } | { kind: "answered" } | { kind: "failed"; network: boolean };
 
