@@ -202,7 +202,9 @@ export class Consumer {
           });
           if (accepted !== undefined) this.inFlight.track(accepted.handle, accepted.receiveCount, accepted.documents);
         },
-        releaseLate: (handles) => this.visibility.release(handles, "received while stopping"),
+        releaseLate: async (handles) => {
+          await this.visibility.release(handles, "received while stopping");
+        },
         onPoll: (event) => {
           this.poll = event;
           if (event.kind === "sent") this.pollSentAt = (this.options.clock ?? Date.now)();

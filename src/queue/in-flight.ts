@@ -126,7 +126,7 @@ export class InFlight {
 
   /**
    * Hands running messages back to the queue (visibility 0, in batches) and forgets them: `which` "unstarted" takes
-   * the ones still waiting for a slot, "running" all of them. detach() then handBack(). Returns how many.
+   * the ones still waiting for a slot, "running" all of them. detach() then handBack(). Returns how many were released.
    */
   async abandon(which: "unstarted" | "running", why: string, abortReason: string): Promise<number> {
     return this.handBack(this.detach(which, abortReason), why);
@@ -150,15 +150,15 @@ export class InFlight {
 
   /**
    * Releases detached messages (visibility 0, in batches) once their heartbeat has stopped: the release waits for
-   * an extension in flight, since one landing after it would hide the message again. Returns how many.
+   * an extension in flight, since one landing after it would hide the message again. Returns how many were released
+   * (a failed one returns when its visibility ends; Visibility logs it).
    */
   async handBack(detached: Detached, why: string): Promise<number> {
     const chosen = detached as readonly Tracked[];
     if (chosen.length === 0) return 0;
     const landed = chosen.map((tracked) => this.deps.heartbeat.stop(tracked, "abandoned"));
     await within(Promise.all(landed), this.deps.extensionWaitMs ?? ABANDON_EXTENSION_WAIT_MS);
-    await this.deps.visibility.release(chosen, why);
-    return chosen.length;
+    return this.deps.visibility.release(chosen, why);
   }
 
   private inPhase(phase: Tracked["phase"]): Tracked[] {

@@ -49,9 +49,12 @@ export class Visibility {
     return results;
   }
 
-  /** Visibility 0: the messages are visible to any consumer at once. A failure is logged; the rest count released. */
-  async release(handles: readonly Handle[], why: string): Promise<void> {
-    if (handles.length === 0) return;
+  /**
+   * Visibility 0: the messages are visible to any consumer at once. A failure is logged; the rest count released.
+   * Returns how many were released.
+   */
+  async release(handles: readonly Handle[], why: string): Promise<number> {
+    if (handles.length === 0) return 0;
     const { log, emit } = this.deps;
     const results = await this.change(handles, 0);
     let released = 0;
@@ -68,5 +71,6 @@ export class Visibility {
       emit(visibilityFailure(handles.length, result.error, h.messageId));
     });
     if (released > 0) emit({ type: "released", count: released });
+    return released;
   }
 }

@@ -1202,6 +1202,27 @@ describe("stop", () => {
     expect(visibilityBatchCalls(h)).toHaveLength(1);
   });
 
+  it("counts only the unstarted messages SQS confirmed released (a failed entry returns when its visibility ends)", async () => {
+    const h = start({ visibilityTimeoutSeconds: 20 });
+    h.pipeline.startAtOnce = false;
+    h.sqs.on(ChangeMessageVisibilityBatchCommand).callsFake((input: { Entries?: { Id?: string }[] }) => ({
+      Successful: (input.Entries ?? []).slice(1).map((e) => ({ Id: e.Id })),
+      Failed: (input.Entries ?? []).slice(0, 1).map((e) => ({ Id: e.Id, Code: "ReceiptHandleIsInvalid", SenderFault: true })),
+    }));
+    h.receives.push(["waiting1", "waiting2"].map((id) => message(id, documents(id))));
+    await h.pipeline.until(() => h.pipeline.submissions.length === 2);
+    for (const id of ["waiting1", "waiting2"]) {
+      const { ctx, settle } = h.pipeline.submission(id);
+      ctx.signal.addEventListener("abort", () => settle(ABORTED));
+    }
+    await expect(advanceUntil(h.consumer.stop({ drainTimeoutMs: 30_000 }))).resolves.toEqual({
+      completed: 0,
+      released: 1,
+      timedOut: false,
+    });
+    expect(h.logs.find((l) => l["msg"] === "consumer stopping: receiving stopped, draining")).toMatchObject({ releasedUnstarted: 1 });
+  });
+
   // One abandon routine for both stop paths: an extension landing after the release would hide the message again,
   // so the release waits for it (the deadline path used not to).
   it.each([

@@ -17,7 +17,7 @@ function setup(stop: () => Promise<void>, extensionWaitMs?: number) {
       change: () => Promise.resolve([]),
       release: (handles: readonly Handle[]) => {
         released.push({ ids: handles.map((h) => h.messageId), at: Date.now() });
-        return Promise.resolve();
+        return Promise.resolve(handles.length);
       },
     },
     deletes: { enqueue: () => Promise.resolve() } as never,
