@@ -70,6 +70,20 @@ async function openQueryPoll(stand: StandIn, creds: Creds): Promise<{ drop: () =
   };
 }
 
+/** A 20 s JSON-protocol long poll through the SDK; `poll` resolves "answered" or the error's name. */
+function abortablePoll(sqs: SQSClient, stand: StandIn): { controller: AbortController; poll: Promise<string> } {
+  const controller = new AbortController();
+  const poll = sqs
+    .send(new ReceiveMessageCommand({ QueueUrl: stand.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 20 }), {
+      abortSignal: controller.signal,
+    })
+    .then(
+      () => "answered",
+      (error: Error) => error.name,
+    );
+  return { controller, poll };
+}
+
 describe("a long poll whose caller disconnected", () => {
   let stand: StandIn;
   let creds: Creds;
@@ -118,15 +132,7 @@ describe("a long poll whose caller disconnected", () => {
   }
 
   it("JSON protocol (the SDK, aborted): the message it took is visible to the next consumer at once", async () => {
-    const controller = new AbortController();
-    const poll = roleSqs
-      .send(new ReceiveMessageCommand({ QueueUrl: stand.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 20 }), {
-        abortSignal: controller.signal,
-      })
-      .then(
-        () => "answered",
-        (error: Error) => error.name,
-      );
+    const { controller, poll } = abortablePoll(roleSqs, stand);
     await expectNextConsumerGetsIt(async () => {
       controller.abort();
       expect(await poll).toBe("AbortError");
@@ -206,15 +212,7 @@ describe('abandonedReceives: "keep" (as SQS)', () => {
   });
 
   it("a message sent after the caller left goes to the dead poll and stays hidden from the next consumer", async () => {
-    const controller = new AbortController();
-    const poll = roleSqs
-      .send(new ReceiveMessageCommand({ QueueUrl: stand.queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 20 }), {
-        abortSignal: controller.signal,
-      })
-      .then(
-        () => "answered",
-        (error: Error) => error.name,
-      );
+    const { controller, poll } = abortablePoll(roleSqs, stand);
     await untilGateway(stand, (c) => c.receivesOpen === 1, "the long poll is forwarded to fauxqs");
     await stand.clients.admin.sqs.send(new GetQueueAttributesCommand({ QueueUrl: stand.queue.url, AttributeNames: ["QueueArn"] }));
     controller.abort();
