@@ -3,11 +3,8 @@
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoPath } from "../local/iam/index.js";
+import { shippedPolicyDocument, shippedWithout, statementsOf, writePolicyFile } from "../local/iam/index.js";
 import {
   discardTestEvent,
   documentLines,
@@ -127,15 +124,9 @@ describe("the role's policy is really enforced", () => {
   let h: Harness;
   beforeAll(async () => {
     // A copy of the shipped policy without s3:PutObject: what a provisioning mistake would deploy.
-    const shipped = JSON.parse(readFileSync(repoPath("scripts", "iam", "DocumentProcessorS3Access.json"), "utf8")) as {
-      Statement: { Action: string | string[] }[];
-    };
-    const actions = (s: { Action: string | string[] }) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
-    const statements = shipped.Statement.filter((s) => !actions(s).includes("s3:PutObject"));
-    expect(statements.length).toBe(shipped.Statement.length - 1);
-    const file = join(mkdtempSync(join(tmpdir(), "dp-policy-")), "no-put.json");
-    writeFileSync(file, JSON.stringify({ ...shipped, Statement: statements }));
-    h = await startHarness({ rolePolicyFile: file });
+    const policy = shippedWithout("s3:PutObject");
+    expect(statementsOf(policy).length).toBe(statementsOf(shippedPolicyDocument()).length - 1);
+    h = await startHarness({ rolePolicyFile: writePolicyFile("no-put", policy) });
     await discardTestEvent(h.stand);
   });
   afterAll(async () => {
@@ -173,15 +164,9 @@ describe("without sqs:ReceiveMessage", () => {
   beforeAll(async () => {
     // The start-up probe proves the visibility and delete calls without touching a message; a receive cannot be
     // proved that way, so this mistake shows only once the daemon runs.
-    const shipped = JSON.parse(readFileSync(repoPath("scripts", "iam", "DocumentProcessorS3Access.json"), "utf8")) as {
-      Statement: { Action: string | string[] }[];
-    };
-    const without = (a: string | string[]) => (Array.isArray(a) ? a.filter((x) => x !== "sqs:ReceiveMessage") : a);
-    const statements = shipped.Statement.map((s) => ({ ...s, Action: without(s.Action) }));
-    expect(JSON.stringify(statements)).not.toContain("sqs:ReceiveMessage");
-    const file = join(mkdtempSync(join(tmpdir(), "dp-policy-")), "no-receive.json");
-    writeFileSync(file, JSON.stringify({ ...shipped, Statement: statements }));
-    h = await startHarness({ rolePolicyFile: file });
+    const policy = shippedWithout("sqs:ReceiveMessage");
+    expect(JSON.stringify(statementsOf(policy))).not.toContain("sqs:ReceiveMessage");
+    h = await startHarness({ rolePolicyFile: writePolicyFile("no-receive", policy) });
     await discardTestEvent(h.stand);
   });
   afterAll(async () => {

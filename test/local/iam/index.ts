@@ -6,5 +6,5 @@ export { statementPositions, type StatementSpan, type TextPosition } from "./pos
 export { simulate, type SimulationResult } from "./simulate.js";
 export { checkProbes, compareUsage, describeGrant, grantsOf, isIncidental, type DecisionLike, type ExpectedDenial, type Grant, type UsageReport } from "./usage.js";
 export { POLICY_VERSION, PolicyValidationError, sealPolicy, statementsOf, validatePolicy, validated } from "./validate.js";
-export { OVER_GRANTS, SHIPPED_POLICY_FILE, shippedPlus, shippedPolicyDocument, writePolicyFile } from "./variants.js";
+export { OVER_GRANTS, SHIPPED_POLICY_FILE, shippedPlus, shippedPolicyDocument, shippedWithout, writePolicyFile } from "./variants.js";
 export type { AuthorizationRequest, Decision, PolicyDocument, PolicyKind, PolicyStatement } from "./types.js";

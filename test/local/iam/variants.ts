@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoPath } from "./load.js";
+import { mutations } from "./mutate.js";
 import type { PolicyDocument, PolicyStatement } from "./types.js";
 import { statementsOf } from "./validate.js";
 
@@ -36,4 +37,11 @@ export function writePolicyFile(name: string, policy: PolicyDocument): string {
 export function shippedPlus(extra: readonly PolicyStatement[]): PolicyDocument {
   const shipped = shippedPolicyDocument();
   return { ...shipped, Statement: [...statementsOf(shipped), ...extra] };
+}
+
+/** The shipped policy without `action` (the policy-mutation test's mutant: a statement left empty is dropped). */
+export function shippedWithout(action: string): PolicyDocument {
+  const mutant = mutations(shippedPolicyDocument()).find((m) => m.kind === "remove-action" && m.target === action);
+  if (mutant === undefined) throw new Error(`the shipped policy does not grant ${action}`);
+  return mutant.policy;
 }
